@@ -1,0 +1,254 @@
+"""The command line: ``tickmark <command>`` or ``python -m server <command>``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+from server.app import create_app, open_database
+from server.clock import SystemClock
+from server.core import accounts
+from server.core.principal import Scope
+from server.errors import TickmarkError
+from server.logs import configure_logging
+from server.settings import Settings, SettingsError
+from server.store import companies, users
+from server.store.database import Database
+from server.store.migrate import apply_migrations
+
+
+logger = logging.getLogger("server.cli")
+
+
+async def _with_db(
+    settings: Settings, work: Callable[[Database], Awaitable[int]]
+) -> int:
+    db = await open_database(settings)
+    try:
+        return await work(db)
+    finally:
+        await db.close()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    print(
+        f"Tickmark listens on {host}:{port}; users reach it at {settings.public_url}/",
+        file=sys.stderr,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        db = await open_database(settings)
+        try:
+            async with db.connection() as conn:
+                applied = await apply_migrations(conn)
+        finally:
+            await db.close()
+        print("applied: " + ", ".join(applied) if applied else "up to date")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from server.demo import ACCOUNTS, DEMO_PASSWORD, load_demo
+
+    async def work(db: Database) -> int:
+        loaded = await load_demo(db, now=SystemClock().now())
+        print("Demo data loaded." if loaded else "Demo data was already loaded.")
+        print(
+            f"\nSign in at {settings.public_url}/ with password {DEMO_PASSWORD!r} as:"
+        )
+        for account in ACCOUNTS:
+            print(f"  {account.email:<40} {account.name} ({account.description})")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
+    password = None
+    if args.kind == "person":
+        password = os.environ.get("TICKMARK_PASSWORD") or getpass.getpass("Password: ")
+
+    async def work(db: Database) -> int:
+        async with db.transaction() as conn:
+            user = await accounts.create_user(
+                conn,
+                email=args.email,
+                display_name=args.name,
+                password=password,
+                kind=args.kind,
+                time_zone=args.time_zone,
+            )
+        print(user.id)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_company_add(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.transaction() as conn:
+            company = await companies.insert(conn, args.name)
+        print(company.id)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+async def _user_by_email(db: Database, email: str) -> users.User:
+    async with db.connection() as conn:
+        user = await users.by_email(conn, email)
+    if user is None:
+        raise SystemExit(f"no user with email {email}")
+    return user
+
+
+def cmd_member_add(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        user = await _user_by_email(db, args.email)
+        async with db.transaction() as conn:
+            if await companies.by_id(conn, args.company) is None:
+                raise SystemExit(f"no company {args.company}")
+            await companies.add_member(conn, args.company, user.id, args.role)
+        print(f"{user.email} is now {args.role} of {args.company}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_member_remove(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        user = await _user_by_email(db, args.email)
+        async with db.transaction() as conn:
+            removed = await companies.remove_member(conn, args.company, user.id)
+        print("removed" if removed else "was not a member")
+        return 0 if removed else 1
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        user = await _user_by_email(db, args.email)
+        expires_at = None
+        if args.days is not None:
+            expires_at = SystemClock().now() + dt.timedelta(days=args.days)
+        async with db.transaction() as conn:
+            issued = await accounts.issue_token(
+                conn,
+                user,
+                name=args.name,
+                scopes=frozenset(args.scope),
+                company_ids=frozenset(args.company) if args.company else None,
+                expires_at=expires_at,
+            )
+        # The secret is printed once and never stored: keep it now.
+        print(issued.secret)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tickmark",
+        description="Real-time conversations on accounting transactions.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    serve = commands.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", help="address to listen on (default: HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the database schema up to date"
+    )
+    migrate.set_defaults(run=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="load a demo accounting firm")
+    demo.set_defaults(run=cmd_demo)
+
+    user = commands.add_parser("user-add", help="add a person or bot account")
+    user.add_argument("email")
+    user.add_argument("name", help="display name")
+    user.add_argument("--kind", choices=["person", "bot"], default="person")
+    user.add_argument("--time-zone", help="IANA zone, e.g. Europe/Paris")
+    user.set_defaults(run=cmd_user_add)
+
+    company = commands.add_parser("company-add", help="add a company")
+    company.add_argument("name")
+    company.set_defaults(run=cmd_company_add)
+
+    member = commands.add_parser("member-add", help="add a user to a company")
+    member.add_argument("company", type=uuid.UUID, help="company id")
+    member.add_argument("email")
+    member.add_argument("role", choices=["accountant", "client"])
+    member.set_defaults(run=cmd_member_add)
+
+    unmember = commands.add_parser("member-remove", help="remove a user from a company")
+    unmember.add_argument("company", type=uuid.UUID, help="company id")
+    unmember.add_argument("email")
+    unmember.set_defaults(run=cmd_member_remove)
+
+    token = commands.add_parser("token-create", help="make an API token for a user")
+    token.add_argument("email")
+    token.add_argument("--name", default="cli", help="what the token is for")
+    token.add_argument(
+        "--scope",
+        action="append",
+        choices=[s.value for s in Scope],
+        required=True,
+        help="repeat for several scopes",
+    )
+    token.add_argument(
+        "--company", action="append", type=uuid.UUID, help="limit to a company; repeat"
+    )
+    token.add_argument("--days", type=int, help="expire after this many days")
+    token.set_defaults(run=cmd_token_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"tickmark: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        code: int = args.run(settings, args)
+    except TickmarkError as exc:
+        print(f"tickmark: {exc.message}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Builds the Starlette application: routes, error pages, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.clock import Clock, SystemClock
+from server.core.accounts import AccountPolicy
+from server.core.events import Events, NoEvents
+from server.core.services import Services
+from server.errors import NotFound, TickmarkError
+from server.settings import Settings
+from server.store.database import Database
+from server.store.migrate import apply_migrations
+from server.web._http import JSON, error_response
+from server.web.routes import routes
+
+
+__all__ = ["create_app", "open_database"]
+
+logger = logging.getLogger(__name__)
+
+
+class SecurityHeaders:
+    """Adds the headers every answer should carry, whatever route made it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                headers.extend(
+                    [
+                        (b"x-content-type-options", b"nosniff"),
+                        (b"referrer-policy", b"no-referrer"),
+                        (b"x-frame-options", b"DENY"),
+                        (b"cache-control", b"no-store"),
+                    ]
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def policy_from(settings: Settings) -> AccountPolicy:
+    return AccountPolicy(
+        session_idle_secs=settings.session_idle_secs,
+        sign_in_token_secs=settings.sign_in_token_secs,
+        failures_per_account=settings.sign_in_failures_per_account,
+        failures_per_address=settings.sign_in_failures_per_address,
+        failure_window_secs=settings.sign_in_window_secs,
+    )
+
+
+async def open_database(settings: Settings) -> Database:
+    """Connect to DATABASE_URL, or to the embedded server when unset.
+
+    The embedded database is migrated here, since it has no release step
+    of its own; a configured one is migrated by ``tickmark migrate``.
+    """
+    url = settings.database_url
+    if url is not None:
+        return await Database.connect(
+            url,
+            pool_size=settings.db_pool_size,
+            command_timeout_secs=settings.db_command_timeout_secs,
+        )
+
+    from server.embedded import EmbeddedPostgres
+
+    url = await EmbeddedPostgres(settings.data_dir).start()
+    db = await Database.connect(
+        url,
+        pool_size=settings.db_pool_size,
+        command_timeout_secs=settings.db_command_timeout_secs,
+    )
+    async with db.connection() as conn:
+        await apply_migrations(conn)
+    return db
+
+
+async def _tickmark_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TickmarkError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound())
+    return JSON(
+        {"error": {"code": "http_error", "message": exc.detail}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return JSON(
+        {
+            "error": {
+                "code": "internal_error",
+                "message": "Something went wrong on our side.",
+            }
+        },
+        status_code=500,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    events: Events | None = None,
+) -> Starlette:
+    """Build the application.
+
+    Args:
+        settings: the process's settings.
+        database: an open pool to use instead of opening one from settings;
+            the caller keeps ownership and closes it.
+        clock: the time source; the system clock by default.
+        events: what hears of committed changes; nothing by default.
+
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = database if database is not None else await open_database(settings)
+        app.state.services = Services(
+            db=db,
+            clock=clock or SystemClock(),
+            events=events or NoEvents(),
+            policy=policy_from(settings),
+        )
+        logger.info("tickmark ready", extra={"public_url": settings.public_url})
+        try:
+            yield
+        finally:
+            if database is None:
+                await db.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={
+            TickmarkError: _tickmark_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,48 @@
+"""What the domain announces after it has committed a change.
+
+The live layer (the broker and the sockets) implements :class:`Events`;
+the domain calls it only after PostgreSQL has the change, so nobody hears
+of a message that could still be rolled back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from server.store.messages import Message
+
+
+__all__ = ["Events", "NoEvents"]
+
+
+class Events(Protocol):
+    async def message_posted(self, message: Message) -> None:
+        """A message was stored; tell its channels and its recipients."""
+        ...
+
+    async def read_advanced(
+        self,
+        user_id: uuid.UUID,
+        company_id: uuid.UUID,
+        transaction_id: uuid.UUID,
+        last_read_seq: int,
+    ) -> None:
+        """A reader's marker moved; their badge changed on every device."""
+        ...
+
+
+class NoEvents:
+    """Tells no one: for commands that change data with no server running."""
+
+    async def message_posted(self, message: Message) -> None:
+        return None
+
+    async def read_advanced(
+        self,
+        user_id: uuid.UUID,
+        company_id: uuid.UUID,
+        transaction_id: uuid.UUID,
+        last_read_seq: int,
+    ) -> None:
+        return None

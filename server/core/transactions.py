@@ -1,0 +1,283 @@
+"""Transactions: listing them for members, and taking them from the books."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+
+from server.core import access
+from server.core.eligibility import TransactionType
+from server.core.principal import Principal, Scope
+from server.core.services import Services
+from server.errors import Forbidden, InvalidInput
+from server.store import messages, transactions
+from server.store.database import Conn
+from server.store.messages import Message
+from server.store.transactions import TransactionFields, TransactionSummary
+
+
+__all__ = [
+    "MAX_UPSERT_BATCH",
+    "TransactionInput",
+    "UpsertResult",
+    "get_transaction",
+    "list_transactions",
+    "upsert_transactions",
+]
+
+#: Most transactions one upsert call may carry.
+MAX_UPSERT_BATCH = 500
+#: Most transactions one page of a listing holds.
+MAX_LIST_PAGE = 200
+
+_EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# numeric(18, 2): sixteen digits before the point.
+_MAX_AMOUNT = Decimal("9999999999999999.99")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransactionInput:
+    """One transaction as the accounting system sends it, not yet checked."""
+
+    external_id: str
+    type: str
+    doc_number: str
+    date: str
+    counterparty: str
+    memo: str
+    amount: str
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpsertResult:
+    external_id: str
+    transaction_id: uuid.UUID
+    # 'created', 'updated' or 'unchanged'.
+    status: str
+
+
+async def get_transaction(
+    services: Services,
+    principal: Principal,
+    company_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+) -> TransactionSummary:
+    """One transaction with the principal's view of its conversation.
+
+    Raises:
+        NotFound: the company or transaction is not the principal's.
+
+    """
+    access.require_scope(principal, Scope.READ)
+    async with services.db.connection() as conn:
+        _, summary = await access.require_transaction(
+            conn, principal, company_id, transaction_id
+        )
+    return summary
+
+
+async def list_transactions(
+    services: Services,
+    principal: Principal,
+    company_id: uuid.UUID,
+    *,
+    type: str | None,
+    has_conversation: bool | None,
+    unread_only: bool,
+    after: tuple[dt.date, uuid.UUID] | None,
+    limit: int,
+) -> list[TransactionSummary]:
+    """The company's transactions, newest first, as the principal sees them.
+
+    Raises:
+        NotFound: the company is not the principal's.
+        InvalidInput: an unknown type or a bad limit.
+
+    """
+    access.require_scope(principal, Scope.READ)
+    if type is not None and type not in TransactionType.__members__.values():
+        raise InvalidInput(f"Unknown transaction type {type!r}.", field="type")
+    if not 1 <= limit <= MAX_LIST_PAGE:
+        raise InvalidInput(f"limit is between 1 and {MAX_LIST_PAGE}.", field="limit")
+    async with services.db.connection() as conn:
+        await access.require_member(conn, principal, company_id)
+        return await transactions.list_for_member(
+            conn,
+            company_id,
+            principal.user_id,
+            type=type,
+            has_conversation=has_conversation,
+            unread_only=unread_only,
+            after=after,
+            limit=limit,
+        )
+
+
+def _text(value: str, field: str, max_chars: int) -> str:
+    value = value.strip()
+    if len(value) > max_chars:
+        raise InvalidInput(f"At most {max_chars} characters.", field=field)
+    if "\x00" in value:
+        raise InvalidInput("Text cannot hold NUL characters.", field=field)
+    return value
+
+
+def check_fields(item: TransactionInput, field: str) -> TransactionFields:
+    """Turn the accounting system's strings into stored values.
+
+    Raises:
+        InvalidInput: naming the field (``transactions.3.amount``) at fault.
+
+    """
+    if item.type not in TransactionType.__members__.values():
+        allowed = ", ".join(t.value for t in TransactionType)
+        raise InvalidInput(
+            f"Unknown transaction type {item.type!r}; known types: {allowed}.",
+            field=f"{field}.type",
+        )
+    try:
+        txn_date = dt.date.fromisoformat(item.date)
+    except ValueError:
+        raise InvalidInput(
+            "Dates are written YYYY-MM-DD.", field=f"{field}.date"
+        ) from None
+    try:
+        amount = Decimal(item.amount)
+    except InvalidOperation:
+        raise InvalidInput(
+            "Amounts are decimal numbers such as 1250.00.", field=f"{field}.amount"
+        ) from None
+    if not amount.is_finite() or abs(amount) > _MAX_AMOUNT:
+        raise InvalidInput("The amount is out of range.", field=f"{field}.amount")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(
+            "Amounts have at most two decimal places.", field=f"{field}.amount"
+        )
+    currency = item.currency.strip().upper()
+    if not _CURRENCY.match(currency):
+        raise InvalidInput(
+            "Currencies are three-letter ISO 4217 codes.", field=f"{field}.currency"
+        )
+    return TransactionFields(
+        type=item.type,
+        doc_number=_text(item.doc_number, f"{field}.doc_number", 50),
+        txn_date=txn_date,
+        counterparty=_text(item.counterparty, f"{field}.counterparty", 200),
+        memo=_text(item.memo, f"{field}.memo", 2000),
+        amount=amount,
+        currency=currency,
+    )
+
+
+def _change_note(before: TransactionFields, after: TransactionFields) -> str | None:
+    """A sentence for the thread when an amount or date changes, else None."""
+    changes = []
+    if before.amount != after.amount or before.currency != after.currency:
+        changes.append(
+            f"amount from {before.amount:.2f} {before.currency} "
+            f"to {after.amount:.2f} {after.currency}"
+        )
+    if before.txn_date != after.txn_date:
+        changes.append(f"date from {before.txn_date} to {after.txn_date}")
+    if not changes:
+        return None
+    return "The accounting system changed the " + " and the ".join(changes) + "."
+
+
+async def upsert_transactions(
+    services: Services,
+    principal: Principal,
+    company_id: uuid.UUID,
+    items: list[TransactionInput],
+) -> list[UpsertResult]:
+    """Create or update transactions by the accounting system's ids.
+
+    All or nothing: one bad item refuses the whole batch, so a retry after
+    fixing it repeats nothing. Sending the same batch twice changes nothing
+    the second time. When the amount or date of a transaction that already
+    has a conversation changes, the thread gets a system entry saying so.
+
+    Raises:
+        NotFound: the company is not the principal's.
+        Forbidden: the credential lacks write_transactions, or the
+            principal is a client rather than an accountant.
+        InvalidInput: naming the first bad item and field.
+
+    """
+    access.require_scope(principal, Scope.WRITE_TRANSACTIONS)
+    if not items:
+        raise InvalidInput("Send at least one transaction.", field="transactions")
+    if len(items) > MAX_UPSERT_BATCH:
+        raise InvalidInput(
+            f"At most {MAX_UPSERT_BATCH} transactions per call.", field="transactions"
+        )
+    checked: list[tuple[str, TransactionFields]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        field = f"transactions.{i}"
+        if not _EXTERNAL_ID.match(item.external_id):
+            raise InvalidInput(
+                "External ids are 1 to 100 letters, digits or . _ : -.",
+                field=f"{field}.external_id",
+            )
+        if item.external_id in seen:
+            raise InvalidInput(
+                "This external id appears twice in the batch.",
+                field=f"{field}.external_id",
+            )
+        seen.add(item.external_id)
+        checked.append((item.external_id, check_fields(item, field)))
+
+    notes: list[Message] = []
+    results = []
+    async with services.db.transaction() as conn:
+        role = await access.require_member(conn, principal, company_id)
+        if role != "accountant":
+            raise Forbidden("Only the company's accountants write transactions.")
+        for external_id, fields in checked:
+            upserted = await transactions.upsert_by_external_id(
+                conn, company_id, external_id, fields
+            )
+            if upserted.before is not None:
+                note = await _note_change(
+                    conn, services, upserted.transaction.id, upserted.before, fields
+                )
+                if note is not None:
+                    notes.append(note)
+            results.append(
+                UpsertResult(external_id, upserted.transaction.id, upserted.status)
+            )
+    for note in notes:
+        await services.events.message_posted(note)
+    return results
+
+
+async def _note_change(
+    conn: Conn,
+    services: Services,
+    transaction_id: uuid.UUID,
+    before: TransactionFields,
+    after: TransactionFields,
+) -> Message | None:
+    text = _change_note(before, after)
+    if text is None:
+        return None
+    conversation_id = await messages.conversation_of(conn, transaction_id)
+    if conversation_id is None:
+        return None
+    note, _ = await messages.insert(
+        conn,
+        conversation_id=conversation_id,
+        author_id=None,
+        author_role=None,
+        body=text,
+        recipient_ids=[],
+        idempotency_key=None,
+        created_at=services.clock.now(),
+    )
+    return note

@@ -1,0 +1,192 @@
+"""Typed settings read from the environment, each with an embedded default.
+
+Every variable is listed with its default in the README's configuration
+table; this module is the one place that reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Tickmark cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What a Tickmark process needs to know about its surroundings."""
+
+    # PostgreSQL URL; None starts the embedded server under data_dir.
+    database_url: str | None = None
+    # Redis URL; None uses the in-process broker (one server process only).
+    redis_url: str | None = None
+    # SMTP URL (smtp://, smtp+starttls://, smtps://); None keeps mail on disk.
+    smtp_url: str | None = None
+    # The address users reach the server at; deep links are built from it.
+    public_url: str = "http://127.0.0.1:8000"
+    # Signs values that leave the server (unsubscribe links, Message-IDs).
+    secret_key: str = ""
+    # Where embedded PostgreSQL, the local mailbox and the generated key live.
+    data_dir: Path = Path(".tickmark")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Browser origins allowed to use the session cookie over /ws and the API.
+    allowed_origins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    # "text" for people at a terminal, "json" for log collectors.
+    log_format: str = "text"
+
+    # Connections kept open to PostgreSQL by one process.
+    db_pool_size: int = 10
+    # Upper bound on one SQL statement; asyncpg has none by default.
+    db_command_timeout_secs: float = 10.0
+
+    # Browser sessions end after this long without use.
+    session_idle_secs: int = 14 * 24 * 3600
+    # Bearer tokens from a password sign-in end after this long.
+    sign_in_token_secs: int = 30 * 24 * 3600
+    # Sign-in failures allowed per account and per address in one window.
+    sign_in_failures_per_account: int = 10
+    sign_in_failures_per_address: int = 50
+    sign_in_window_secs: int = 15 * 60
+
+    # Upper bound on an HTTP request body; larger requests get 413.
+    max_request_bytes: int = 64 * 1024
+    # Upper bound on a batch upsert of transactions.
+    max_import_request_bytes: int = 4 * 1024 * 1024
+
+    @property
+    def public_origin(self) -> str:
+        return _origin(self.public_url)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.public_url).scheme == "https"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Origins a cookie-authenticated request may come from."""
+        return frozenset((self.public_origin, *self.allowed_origins))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from environment variables.
+
+        Raises:
+            SettingsError: a variable is set to a value that cannot be used.
+
+        """
+        env = os.environ if env is None else env
+        public_url = env.get("PUBLIC_URL") or cls.public_url
+        scheme = urlsplit(public_url).scheme
+        if scheme not in ("http", "https") or not urlsplit(public_url).netloc:
+            raise SettingsError(
+                f"PUBLIC_URL must be an http(s) URL, got {public_url!r}"
+            )
+        origins = tuple(
+            _origin(o.strip())
+            for o in env.get("ALLOWED_ORIGINS", "").split(",")
+            if o.strip()
+        )
+        log_format = env.get("LOG_FORMAT", "text")
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        data_dir = Path(env.get("TICKMARK_DATA_DIR") or ".tickmark")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            smtp_url=env.get("SMTP_URL") or None,
+            public_url=public_url.rstrip("/"),
+            secret_key=env.get("SECRET_KEY") or _local_secret(data_dir),
+            data_dir=data_dir,
+            host=env.get("HOST") or cls.host,
+            port=_int(env, "PORT", cls.port, minimum=0),
+            allowed_origins=origins,
+            log_level=(env.get("LOG_LEVEL") or cls.log_level).upper(),
+            log_format=log_format,
+            db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, minimum=2),
+            db_command_timeout_secs=_float(
+                env, "DB_COMMAND_TIMEOUT_SECS", cls.db_command_timeout_secs
+            ),
+            session_idle_secs=_int(
+                env, "SESSION_IDLE_SECS", cls.session_idle_secs, minimum=60
+            ),
+            sign_in_failures_per_account=_int(
+                env,
+                "SIGN_IN_FAILURES_PER_ACCOUNT",
+                cls.sign_in_failures_per_account,
+                minimum=1,
+            ),
+            sign_in_failures_per_address=_int(
+                env,
+                "SIGN_IN_FAILURES_PER_ADDRESS",
+                cls.sign_in_failures_per_address,
+                minimum=1,
+            ),
+            max_request_bytes=_int(
+                env, "MAX_REQUEST_BYTES", cls.max_request_bytes, minimum=1024
+            ),
+        )
+
+
+def _local_secret(data_dir: Path) -> str:
+    """Return a random key kept in the data folder, made on first use.
+
+    Good enough for one machine; several processes behind a load balancer
+    must share SECRET_KEY instead, since each host would make its own.
+    """
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process made it between our read and our write.
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key

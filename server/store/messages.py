@@ -1,0 +1,245 @@
+"""Conversations and their messages, numbered without gaps."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import asyncpg
+
+from server.store.database import Conn
+
+
+__all__ = [
+    "Message",
+    "Recipient",
+    "by_idempotency_key",
+    "conversation_of",
+    "insert",
+    "page_after",
+    "page_before",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recipient:
+    id: uuid.UUID
+    display_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    transaction_id: uuid.UUID
+    company_id: uuid.UUID
+    # Position in the conversation: 1, 2, 3... with no gaps.
+    seq: int
+    # Position in the company's stream of messages, across conversations.
+    company_seq: int
+    # 'message', or 'system' for entries Tickmark writes itself.
+    kind: str
+    # None for system entries.
+    author_id: uuid.UUID | None
+    author_name: str | None
+    # 'accountant', 'client' or 'bot'; None for system entries.
+    author_role: str | None
+    body: str
+    created_at: dt.datetime
+    recipients: tuple[Recipient, ...]
+    idempotency_key: str | None
+
+
+_SELECT = """
+    SELECT m.id, m.conversation_id, m.transaction_id, m.company_id, m.seq,
+        m.company_seq, m.kind, m.author_id, u.display_name AS author_name,
+        m.author_role, m.body, m.created_at, m.idempotency_key,
+        array(
+            SELECT ARRAY[r.user_id::text, ru.display_name]
+            FROM message_recipients r JOIN users ru ON ru.id = r.user_id
+            WHERE r.message_id = m.id
+            ORDER BY lower(ru.display_name), r.user_id
+        ) AS recipients
+    FROM messages m LEFT JOIN users u ON u.id = m.author_id
+"""
+
+
+def _message(row: asyncpg.Record) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        transaction_id=row["transaction_id"],
+        company_id=row["company_id"],
+        seq=row["seq"],
+        company_seq=row["company_seq"],
+        kind=row["kind"],
+        author_id=row["author_id"],
+        author_name=row["author_name"],
+        author_role=row["author_role"],
+        body=row["body"],
+        created_at=row["created_at"],
+        recipients=tuple(
+            Recipient(uuid.UUID(pair[0]), pair[1]) for pair in row["recipients"]
+        ),
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+async def conversation_of(
+    conn: Conn, transaction_id: uuid.UUID, *, create_in: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """The id of the transaction's conversation.
+
+    Args:
+        create_in: when given, the company the transaction belongs to; a
+            missing conversation is then created.
+
+    """
+    conversation_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT id FROM conversations WHERE transaction_id = $1", transaction_id
+    )
+    if conversation_id is not None or create_in is None:
+        return conversation_id
+    await conn.execute(
+        """
+        INSERT INTO conversations (id, transaction_id, company_id)
+        VALUES ($1, $2, $3) ON CONFLICT (transaction_id) DO NOTHING
+        """,
+        uuid.uuid4(),
+        transaction_id,
+        create_in,
+    )
+    conversation_id = await conn.fetchval(
+        "SELECT id FROM conversations WHERE transaction_id = $1", transaction_id
+    )
+    assert conversation_id is not None
+    return conversation_id
+
+
+async def by_idempotency_key(
+    conn: Conn, author_id: uuid.UUID, key: str
+) -> Message | None:
+    row = await conn.fetchrow(
+        _SELECT + " WHERE m.author_id = $1 AND m.idempotency_key = $2",
+        author_id,
+        key,
+    )
+    return None if row is None else _message(row)
+
+
+async def insert(
+    conn: Conn,
+    *,
+    conversation_id: uuid.UUID,
+    author_id: uuid.UUID | None,
+    author_role: str | None,
+    body: str,
+    recipient_ids: list[uuid.UUID],
+    idempotency_key: str | None,
+    created_at: dt.datetime,
+) -> tuple[Message, bool]:
+    """Append a message to a conversation, or find the one already sent.
+
+    Must run inside a transaction. The conversation's row is locked first,
+    so posts to one conversation take their numbers one after another and
+    a retry racing its original finds it stored once the lock is ours.
+    The company's row is locked next (always in this order, so two posts
+    cannot deadlock) for the company-wide number.
+
+    Returns:
+        The message, and True when this call stored it; False when the
+        author had already sent one with this idempotency key.
+
+    """
+    row = await conn.fetchrow(
+        "SELECT transaction_id, company_id FROM conversations WHERE id = $1 FOR UPDATE",
+        conversation_id,
+    )
+    assert row is not None, "conversation must exist"
+    transaction_id, company_id = row["transaction_id"], row["company_id"]
+
+    if author_id is not None and idempotency_key is not None:
+        existing = await by_idempotency_key(conn, author_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+
+    seq = await conn.fetchval(
+        """
+        UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2
+        WHERE id = $1 RETURNING last_seq
+        """,
+        conversation_id,
+        created_at,
+    )
+    company_seq = await conn.fetchval(
+        """
+        UPDATE companies SET last_message_seq = last_message_seq + 1
+        WHERE id = $1 RETURNING last_message_seq
+        """,
+        company_id,
+    )
+    message_id = uuid.uuid4()
+    await conn.execute(
+        """
+        INSERT INTO messages (
+            id, conversation_id, transaction_id, company_id, seq, company_seq,
+            kind, author_id, author_role, body, created_at, idempotency_key
+        ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        """,
+        message_id,
+        conversation_id,
+        transaction_id,
+        company_id,
+        seq,
+        company_seq,
+        "message" if author_id is not None else "system",
+        author_id,
+        author_role,
+        body,
+        created_at,
+        idempotency_key,
+    )
+    await conn.executemany(
+        """
+        INSERT INTO message_recipients
+            (user_id, conversation_id, seq, message_id, company_id)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        [(uid, conversation_id, seq, message_id, company_id) for uid in recipient_ids],
+    )
+    stored = await conn.fetchrow(_SELECT + " WHERE m.id = $1", message_id)
+    assert stored is not None
+    return _message(stored), True
+
+
+async def page_after(
+    conn: Conn, conversation_id: uuid.UUID, after_seq: int, limit: int
+) -> list[Message]:
+    """Up to ``limit`` messages with seq > after_seq, oldest first."""
+    rows = await conn.fetch(
+        _SELECT
+        + " WHERE m.conversation_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+        conversation_id,
+        after_seq,
+        limit,
+    )
+    return [_message(r) for r in rows]
+
+
+async def page_before(
+    conn: Conn, conversation_id: uuid.UUID, before_seq: int, limit: int
+) -> list[Message]:
+    """Up to ``limit`` messages with seq < before_seq, oldest first."""
+    rows = await conn.fetch(
+        f"""
+        SELECT * FROM (
+            {_SELECT} WHERE m.conversation_id = $1 AND m.seq < $2
+            ORDER BY m.seq DESC LIMIT $3
+        ) page ORDER BY seq
+        """,
+        conversation_id,
+        before_seq,
+        limit,
+    )
+    return [_message(r) for r in rows]

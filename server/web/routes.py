@@ -1,0 +1,32 @@
+"""Every URL the server answers, in one table."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from server.web import api, auth, health
+
+
+__all__ = ["routes"]
+
+_COMPANY = "/api/companies/{company_id:uuid}"
+_TRANSACTION = _COMPANY + "/transactions/{transaction_id:uuid}"
+
+routes: list[BaseRoute] = [
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/api/auth/sign-in", auth.sign_in, methods=["POST"]),
+    Route("/api/auth/token", auth.sign_in_for_token, methods=["POST"]),
+    Route("/api/auth/sign-out", auth.sign_out, methods=["POST"]),
+    Route("/api/me", auth.me, methods=["GET"]),
+    Route("/api/me/badges", api.my_badges, methods=["GET"]),
+    Route("/api/me/waiting", api.waiting_messages, methods=["GET"]),
+    Route("/api/companies", api.list_companies, methods=["GET"]),
+    Route(_COMPANY + "/members", api.list_members, methods=["GET"]),
+    Route(_COMPANY + "/transactions", api.list_transactions, methods=["GET"]),
+    Route(_COMPANY + "/transactions", api.upsert_transactions, methods=["POST"]),
+    Route(_TRANSACTION, api.get_transaction, methods=["GET"]),
+    Route(_TRANSACTION + "/messages", api.list_messages, methods=["GET"]),
+    Route(_TRANSACTION + "/messages", api.post_message, methods=["POST"]),
+    Route(_TRANSACTION + "/read", api.mark_read, methods=["POST"]),
+]
