@@ -32,12 +32,17 @@ def require_scope(principal: Principal, scope: Scope) -> None:
 
 
 async def require_member(
-    conn: Conn, principal: Principal, company_id: uuid.UUID
+    conn: Conn, principal: Principal, company_id: uuid.UUID, scope: Scope
 ) -> str:
-    """The principal's role in the company.
+    """The principal's role in the company, if their credential allows ``scope``.
+
+    Membership is checked before the scope: a company that is not yours is
+    "not found" whatever you meant to do there, and only then does a
+    credential's scope decide between doing it and 403.
 
     Raises:
         NotFound: not a member, or the credential does not reach the company.
+        Forbidden: code ``missing_scope``.
 
     """
     if not principal.reaches(company_id):
@@ -45,22 +50,31 @@ async def require_member(
     role = await companies.role_of(conn, company_id, principal.user_id)
     if role is None:
         raise NotFound()
+    require_scope(principal, scope)
     return role
 
 
 async def require_transaction(
-    conn: Conn, principal: Principal, company_id: uuid.UUID, transaction_id: uuid.UUID
+    conn: Conn,
+    principal: Principal,
+    company_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+    scope: Scope,
 ) -> tuple[str, transactions.TransactionSummary]:
     """The principal's role and the transaction, as they see it.
 
     Raises:
         NotFound: the company is not theirs, or has no such transaction.
+        Forbidden: code ``missing_scope``.
 
     """
-    role = await require_member(conn, principal, company_id)
+    if not principal.reaches(company_id):
+        raise NotFound()
+    role = await companies.role_of(conn, company_id, principal.user_id)
     summary = await transactions.get(
         conn, company_id, transaction_id, principal.user_id
     )
-    if summary is None:
+    if role is None or summary is None:
         raise NotFound()
+    require_scope(principal, scope)
     return role, summary

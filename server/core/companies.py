@@ -88,9 +88,8 @@ async def list_members(
         NotFound: the company is not the principal's.
 
     """
-    access.require_scope(principal, Scope.READ)
     async with services.db.connection() as conn:
-        await access.require_member(conn, principal, company_id)
+        await access.require_member(conn, principal, company_id, Scope.READ)
         return await companies.members(conn, company_id)
 
 

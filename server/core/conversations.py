@@ -103,7 +103,6 @@ async def post_message(
         Conflict: the key was used before for a different message.
 
     """
-    access.require_scope(principal, Scope.POST)
     check_body(body)
     check_idempotency_key(idempotency_key)
     _check_recipients(principal, recipient_ids)
@@ -152,7 +151,7 @@ async def _post(
     idempotency_key: str,
 ) -> PostResult:
     role, summary = await access.require_transaction(
-        conn, principal, company_id, transaction_id
+        conn, principal, company_id, transaction_id, Scope.POST
     )
 
     # A retry is answered before anything else is checked again: the first
@@ -211,7 +210,6 @@ async def list_messages(
         InvalidInput: both cursors given, or a bad limit.
 
     """
-    access.require_scope(principal, Scope.READ)
     if after_seq is not None and before_seq is not None:
         raise InvalidInput("Give either after or before, not both.", field="after")
     if not 1 <= limit <= MAX_PAGE:
@@ -219,7 +217,7 @@ async def list_messages(
 
     async with services.db.connection() as conn:
         _, summary = await access.require_transaction(
-            conn, principal, company_id, transaction_id
+            conn, principal, company_id, transaction_id, Scope.READ
         )
         conversation_id = summary.conversation_id
         if conversation_id is None:
@@ -256,12 +254,11 @@ async def mark_read(
         InvalidInput: a negative seq.
 
     """
-    access.require_scope(principal, Scope.READ)
     if seq < 0:
         raise InvalidInput("seq is 0 or more.", field="seq")
     async with services.db.connection() as conn:
         _, summary = await access.require_transaction(
-            conn, principal, company_id, transaction_id
+            conn, principal, company_id, transaction_id, Scope.READ
         )
         if summary.conversation_id is None:
             return 0

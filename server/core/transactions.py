@@ -73,10 +73,9 @@ async def get_transaction(
         NotFound: the company or transaction is not the principal's.
 
     """
-    access.require_scope(principal, Scope.READ)
     async with services.db.connection() as conn:
         _, summary = await access.require_transaction(
-            conn, principal, company_id, transaction_id
+            conn, principal, company_id, transaction_id, Scope.READ
         )
     return summary
 
@@ -99,13 +98,12 @@ async def list_transactions(
         InvalidInput: an unknown type or a bad limit.
 
     """
-    access.require_scope(principal, Scope.READ)
     if type is not None and type not in TransactionType.__members__.values():
         raise InvalidInput(f"Unknown transaction type {type!r}.", field="type")
     if not 1 <= limit <= MAX_LIST_PAGE:
         raise InvalidInput(f"limit is between 1 and {MAX_LIST_PAGE}.", field="limit")
     async with services.db.connection() as conn:
-        await access.require_member(conn, principal, company_id)
+        await access.require_member(conn, principal, company_id, Scope.READ)
         return await transactions.list_for_member(
             conn,
             company_id,
@@ -209,7 +207,6 @@ async def upsert_transactions(
         InvalidInput: naming the first bad item and field.
 
     """
-    access.require_scope(principal, Scope.WRITE_TRANSACTIONS)
     if not items:
         raise InvalidInput("Send at least one transaction.", field="transactions")
     if len(items) > MAX_UPSERT_BATCH:
@@ -236,7 +233,9 @@ async def upsert_transactions(
     notes: list[Message] = []
     results = []
     async with services.db.transaction() as conn:
-        role = await access.require_member(conn, principal, company_id)
+        role = await access.require_member(
+            conn, principal, company_id, Scope.WRITE_TRANSACTIONS
+        )
         if role != "accountant":
             raise Forbidden("Only the company's accountants write transactions.")
         for external_id, fields in checked:
