@@ -1,0 +1,30 @@
+# The two commands the README starts with, and the checks behind them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test check unit install
+
+# Install, load the demo firm, and serve it on http://127.0.0.1:8000/
+run: $(VENV)/.installed
+	$(BIN)/tickmark demo
+	$(BIN)/tickmark serve
+
+# Install, then run every check and every test.
+test: $(VENV)/.installed
+	$(MAKE) check
+	$(BIN)/pytest
+
+# Formatting, lint and types, without the tests.
+check: $(VENV)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
