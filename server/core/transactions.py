@@ -6,14 +6,15 @@ import dataclasses
 import datetime as dt
 import re
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 from server.core import access
 from server.core.eligibility import TransactionType
 from server.core.principal import Principal, Scope
 from server.core.services import Services
-from server.errors import Forbidden, InvalidInput
-from server.store import messages, transactions
+from server.errors import Forbidden, InvalidInput, NotFound
+from server.store import companies, messages, transactions
 from server.store.database import Conn
 from server.store.messages import Message
 from server.store.transactions import TransactionFields, TransactionSummary
@@ -21,10 +22,14 @@ from server.store.transactions import TransactionFields, TransactionSummary
 
 __all__ = [
     "MAX_UPSERT_BATCH",
+    "CheckedTransaction",
     "TransactionInput",
     "UpsertResult",
+    "check_fields",
+    "check_item",
     "get_transaction",
     "list_transactions",
+    "upsert_as_operator",
     "upsert_transactions",
 ]
 
@@ -51,6 +56,14 @@ class TransactionInput:
     memo: str
     amount: str
     currency: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckedTransaction:
+    """A transaction that passed :func:`check_item`, ready to upsert."""
+
+    external_id: str
+    fields: TransactionFields
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -172,6 +185,28 @@ def check_fields(item: TransactionInput, field: str) -> TransactionFields:
     )
 
 
+def _check_external_id(external_id: str, field: str) -> None:
+    if not _EXTERNAL_ID.match(external_id):
+        raise InvalidInput(
+            "External ids are 1 to 100 letters, digits or . _ : -.", field=field
+        )
+
+
+def check_item(item: TransactionInput, field: str) -> CheckedTransaction:
+    """Check one transaction, its external id included.
+
+    Args:
+        item: the transaction as the accounting system describes it.
+        field: the dotted name errors start with, such as ``transactions.3``.
+
+    Raises:
+        InvalidInput: naming the field at fault.
+
+    """
+    _check_external_id(item.external_id, f"{field}.external_id")
+    return CheckedTransaction(item.external_id, check_fields(item, field))
+
+
 def _change_note(before: TransactionFields, after: TransactionFields) -> str | None:
     """A sentence for the thread when an amount or date changes, else None."""
     changes = []
@@ -213,47 +248,96 @@ async def upsert_transactions(
         raise InvalidInput(
             f"At most {MAX_UPSERT_BATCH} transactions per call.", field="transactions"
         )
-    checked: list[tuple[str, TransactionFields]] = []
+    checked: list[CheckedTransaction] = []
     seen: set[str] = set()
     for i, item in enumerate(items):
         field = f"transactions.{i}"
-        if not _EXTERNAL_ID.match(item.external_id):
-            raise InvalidInput(
-                "External ids are 1 to 100 letters, digits or . _ : -.",
-                field=f"{field}.external_id",
-            )
+        _check_external_id(item.external_id, f"{field}.external_id")
         if item.external_id in seen:
             raise InvalidInput(
                 "This external id appears twice in the batch.",
                 field=f"{field}.external_id",
             )
         seen.add(item.external_id)
-        checked.append((item.external_id, check_fields(item, field)))
+        checked.append(CheckedTransaction(item.external_id, check_fields(item, field)))
 
-    notes: list[Message] = []
-    results = []
     async with services.db.transaction() as conn:
         role = await access.require_member(
             conn, principal, company_id, Scope.WRITE_TRANSACTIONS
         )
         if role != "accountant":
             raise Forbidden("Only the company's accountants write transactions.")
-        for external_id, fields in checked:
-            upserted = await transactions.upsert_by_external_id(
-                conn, company_id, external_id, fields
-            )
-            if upserted.before is not None:
-                note = await _note_change(
-                    conn, services, upserted.transaction.id, upserted.before, fields
-                )
-                if note is not None:
-                    notes.append(note)
-            results.append(
-                UpsertResult(external_id, upserted.transaction.id, upserted.status)
-            )
+        results, notes = await _upsert_checked(conn, services, company_id, checked)
     for note in notes:
         await services.events.message_posted(note)
     return results
+
+
+async def upsert_as_operator(
+    services: Services,
+    company_id: uuid.UUID,
+    checked: Sequence[CheckedTransaction],
+) -> list[UpsertResult]:
+    """Create or update checked transactions, with no principal to check.
+
+    Only for code the operator runs with the database's own rights, such
+    as the importer started from the command line: nothing here asks who
+    is writing. Otherwise it behaves as :func:`upsert_transactions`: the
+    batch commits whole or not at all, an unchanged transaction stays
+    unchanged, and a changed amount or date notes itself in the thread.
+
+    Args:
+        checked: at most :data:`MAX_UPSERT_BATCH` transactions from
+            :func:`check_item`, each external id once.
+
+    Raises:
+        ValueError: the batch is empty, too large, or repeats an external id.
+        NotFound: there is no such company.
+
+    """
+    if not 1 <= len(checked) <= MAX_UPSERT_BATCH:
+        raise ValueError(
+            f"checked holds 1 to {MAX_UPSERT_BATCH} transactions, got {len(checked)}"
+        )
+    if len({c.external_id for c in checked}) != len(checked):
+        raise ValueError("checked repeats an external id")
+
+    async with services.db.transaction() as conn:
+        if await companies.by_id(conn, company_id) is None:
+            raise NotFound(f"There is no company {company_id}.")
+        results, notes = await _upsert_checked(conn, services, company_id, checked)
+    for note in notes:
+        await services.events.message_posted(note)
+    return results
+
+
+async def _upsert_checked(
+    conn: Conn,
+    services: Services,
+    company_id: uuid.UUID,
+    checked: Sequence[CheckedTransaction],
+) -> tuple[list[UpsertResult], list[Message]]:
+    """Upsert inside the caller's transaction; returns the notes to announce.
+
+    The notes are announced by the caller once the transaction commits, so
+    that no one hears of a note that could still be rolled back.
+    """
+    notes: list[Message] = []
+    results = []
+    for item in checked:
+        upserted = await transactions.upsert_by_external_id(
+            conn, company_id, item.external_id, item.fields
+        )
+        if upserted.before is not None:
+            note = await _note_change(
+                conn, services, upserted.transaction.id, upserted.before, item.fields
+            )
+            if note is not None:
+                notes.append(note)
+        results.append(
+            UpsertResult(item.external_id, upserted.transaction.id, upserted.status)
+        )
+    return results, notes
 
 
 async def _note_change(
