@@ -231,7 +231,87 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--days", type=int, help="expire after this many days")
     token.set_defaults(run=cmd_token_create)
+    _add_import_command(commands)
     return parser
+
+
+def _add_import_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    from pathlib import Path
+
+    from server.importer.run import Format
+
+    def currency(value: str) -> str:
+        if len(value) != 3 or not value.isascii() or not value.isalpha():
+            raise argparse.ArgumentTypeError(
+                f"expected a three-letter ISO 4217 code such as USD, got {value!r}"
+            )
+        return value.upper()
+
+    command = commands.add_parser(
+        "import",
+        help="import transactions from accounting exports (docs/importing.md)",
+    )
+    command.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    command.add_argument("--company", type=uuid.UUID, required=True, help="company id")
+    command.add_argument(
+        "--format",
+        choices=[f.value for f in Format],
+        default=Format.AUTO.value,
+        help="csv: QuickBooks Transaction List; qbo-json: QuickBooks Online "
+        "API entities; auto (default): by suffix, else by content",
+    )
+    command.add_argument(
+        "--currency",
+        type=currency,
+        default="USD",
+        help="currency of amounts that name none (default: USD)",
+    )
+    command.set_defaults(run=cmd_import)
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Import export files into a company; exit code 1 if any row was refused."""
+    from tqdm import tqdm
+
+    from server.app import policy_from
+    from server.core.events import NoEvents
+    from server.core.services import Services
+    from server.errors import NotFound
+    from server.importer.rows import RowStatus
+    from server.importer.run import Format, import_rows, read_file, summary_lines
+
+    rows = [
+        row
+        for path in args.files
+        for row in read_file(path, Format(args.format), currency=args.currency)
+    ]
+
+    async def work(db: Database) -> int:
+        async with db.connection() as conn:
+            if await companies.by_id(conn, args.company) is None:
+                raise NotFound(f"There is no company {args.company}.")
+        # No server runs in this process: a note that an amount changed
+        # is stored in its thread, and readers see it when they next load
+        # it rather than live.
+        services = Services(db, SystemClock(), NoEvents(), policy_from(settings))
+        with tqdm(
+            total=len(rows),
+            desc="importing",
+            unit="row",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+        ) as bar:
+            results = await import_rows(
+                services, args.company, rows, on_progress=bar.update
+            )
+        for line in summary_lines(results):
+            print(line)
+        refused = any(r.status is RowStatus.REFUSED for r in results)
+        return 1 if refused else 0
+
+    return asyncio.run(_with_db(settings, work))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
