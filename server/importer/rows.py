@@ -39,10 +39,12 @@ class Row:
 
     @classmethod
     def parsed(cls, where: str, item: TransactionInput, *, identity: str) -> Row:
+        """A row ready to be checked and applied."""
         return cls(where, item, None, identity)
 
     @classmethod
     def refused(cls, where: str, reason: str) -> Row:
+        """A row, or a whole file, that cannot become a transaction."""
         return cls(where, None, reason, "")
 
 
@@ -57,6 +59,8 @@ class RowStatus(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RowResult:
+    """What became of one row."""
+
     where: str
     status: RowStatus
     # None when the row was refused before an external id was known.
@@ -70,16 +74,20 @@ class RowResult:
 
 
 def unknown_type(name: str) -> str:
+    """The reason for a type the importer does not map: unknown type 'X'."""
     return f"unknown type {name!r}"
 
 
 def bad_date(raw: str, expected: str) -> str:
+    """The reason for a date that cannot be read, naming the format expected."""
     return f"bad date {raw!r} (expected {expected})"
 
 
 def bad_amount(raw: str) -> str:
+    """The reason for an amount that cannot be read."""
     return f"bad amount {raw!r}"
 
 
 def missing_field(name: str) -> str:
+    """The reason for a required field that is empty or absent."""
     return f"missing field {name!r}"
