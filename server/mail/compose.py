@@ -12,9 +12,9 @@ message bodies) is untrusted here:
 - In headers it is reduced to one line of text: controls and line
   separators become spaces, and "=?" and "?=" become "= ?" and "? =" so
   no RFC 2047 encoded-word can be smuggled in. The second rule is what stops
-  CVE-2024-6923 (python/cpython#121650) on the Python we run, where a
-  decoded "=0A" inside an encoded-word is written back out as a real line
-  break when the header is folded. As a last guard the finished message is
+  CVE-2024-6923 on the Python we run (3.11.7), where a decoded "=0A"
+  inside an encoded-word is written back out as a real line break when the
+  header is folded. As a last guard the finished message is
   parsed back and must show exactly the headers we set.
 - In the HTML part Jinja escapes it (autoescape is on for ``.html``
   templates); it is data, never template source, so "{{7*7}}" stays text.
@@ -271,11 +271,13 @@ def compose_notification(
         _group_context(group, zone, recipient.clock_24h, sent_at)
         for group in notification.transactions
     ]
-    first_body = notification.transactions[0].messages[0].body
+    # The preview mail programs show beside the subject: the first message
+    # the body shows.
+    first = min(notification.transactions[0].messages, key=lambda m: m.created_at)
     context: dict[str, Any] = {
         "subject": subject,
         "heading": _heading(notification, company),
-        "preheader": excerpt(first_body, _PREHEADER_MAX_CHARS),
+        "preheader": excerpt(first.body, _PREHEADER_MAX_CHARS),
         "recipient_name": _one_line(recipient.display_name, _NAME_MAX_CHARS),
         "company": company,
         "groups": groups,
@@ -440,8 +442,8 @@ def _header_text(value: str, max_chars: int) -> str:
     """``value`` made safe for a header: one line, no encoded-words.
 
     Python's email package decodes "=?charset?q?...?=" in header text it is
-    given, and on Python before 3.11.10 and 3.12.5 may write a decoded line
-    break back out raw when folding (CVE-2024-6923). Breaking every "=?"
+    given, and on releases without the fix for CVE-2024-6923 (3.11.7 among
+    them) may write a decoded line break back out raw when folding. Breaking every "=?"
     apart means no encoded-word ever starts in text we did not write.
     """
     spaced = "".join(

@@ -262,9 +262,12 @@ def test_compose_shows_times_in_los_angeles_across_the_dst_change() -> None:
     text = text_of(mail)
     assert [line for line in text.splitlines() if line.startswith("Ana")] == expected
     page = markup(html_of(mail))
-    for shown in ("Sat 9 Mar 3:30 PM PST", "Sat 9 Mar 10:30 PM PST"):
+    for shown in (
+        "(accountant) · Sat 9 Mar 3:30 PM PST",
+        "(accountant) · Sat 9 Mar 10:30 PM PST",
+        "(accountant) · Sun 10 Mar 3:30 AM PDT",
+    ):
         assert shown in page.text
-    assert "Sun 10 Mar 3:30 AM PDT" in page.text
 
 
 def test_compose_shows_utc_to_a_recipient_without_a_zone() -> None:
@@ -355,6 +358,18 @@ def test_compose_shows_messages_oldest_first() -> None:
     )
     text = text_of(round_trip(compose_notification(note, sent_at=SENT_AT)))
     assert text.index("first") < text.index("second")
+
+
+def test_compose_html_preheader_previews_the_first_message() -> None:
+    note = notification(
+        group(
+            message("Second <thought>", created_at=at(10, day=10)),
+            message("First <question>\nabout the lease"),
+        )
+    )
+    html = html_of(round_trip(compose_notification(note, sent_at=SENT_AT)))
+    preheader = '<div style="display:none;max-height:0;overflow:hidden;">'
+    assert f"{preheader}First &lt;question&gt; about the lease</div>" in html
 
 
 def test_compose_shows_the_newest_twenty_and_counts_the_rest() -> None:
