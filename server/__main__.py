@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from server.app import create_app, open_database
+from server.app import create_app, open_database, server_config
 from server.clock import SystemClock
 from server.core import accounts
 from server.core.principal import Scope
@@ -42,15 +42,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        proxy_headers=True,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    config = server_config(create_app(settings), settings, host=host, port=port)
     print(
         f"Tickmark listens on {host}:{port}; users reach it at {settings.public_url}/",
         file=sys.stderr,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -12,12 +13,18 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn import Config
 
+from server.broker import Broker
+from server.broker.memory import MemoryBroker
+from server.broker.redis_pubsub import RedisBroker
 from server.clock import Clock, SystemClock
 from server.core.accounts import AccountPolicy
-from server.core.events import Events, NoEvents
 from server.core.services import Services
 from server.errors import NotFound, TickmarkError
+from server.live.events import LiveEvents
+from server.live.hub import Hub
+from server.live.limits import LiveLimits
 from server.settings import Settings
 from server.store.database import Database
 from server.store.migrate import apply_migrations
@@ -25,7 +32,7 @@ from server.web._http import JSON, error_response
 from server.web.routes import routes
 
 
-__all__ = ["create_app", "open_database"]
+__all__ = ["create_app", "open_broker", "open_database", "server_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +130,51 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def live_limits(settings: Settings) -> LiveLimits:
+    return LiveLimits(
+        max_frame_bytes=settings.ws_max_frame_bytes,
+        max_subscriptions=settings.ws_max_subscriptions,
+        max_connections_per_user=settings.ws_max_connections_per_user,
+        frames_per_sec=settings.ws_frames_per_sec,
+        frames_burst=2 * settings.ws_frames_per_sec,
+        send_queue_frames=settings.ws_send_queue_frames,
+        auth_timeout_secs=settings.ws_auth_timeout_secs,
+        replay_limit=settings.ws_replay_limit,
+        active_secs=settings.presence_active_secs,
+    )
+
+
+def open_broker(settings: Settings) -> Broker:
+    """Redis when REDIS_URL is set, else the in-process broker."""
+    if settings.redis_url is None:
+        return MemoryBroker()
+    return RedisBroker(settings.redis_url)
+
+
+def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int) -> Config:
+    """How uvicorn runs the app: the WebSocket limits match the protocol's."""
+    return Config(
+        app,
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval_secs,
+        ws_ping_timeout=settings.ws_ping_timeout_secs,
+        ws_per_message_deflate=settings.ws_compression,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_secs),
+    )
+
+
 def create_app(
     settings: Settings,
     *,
     database: Database | None = None,
     clock: Clock | None = None,
-    events: Events | None = None,
+    broker: Broker | None = None,
 ) -> Starlette:
     """Build the application.
 
@@ -137,23 +183,38 @@ def create_app(
         database: an open pool to use instead of opening one from settings;
             the caller keeps ownership and closes it.
         clock: the time source; the system clock by default.
-        events: what hears of committed changes; nothing by default.
+        broker: a started broker to use instead of one from settings; the
+            caller keeps ownership and closes it.
 
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = database if database is not None else await open_database(settings)
-        app.state.services = Services(
+        fanout = broker if broker is not None else open_broker(settings)
+        if broker is None:
+            await fanout.start()
+        services = Services(
             db=db,
             clock=clock or SystemClock(),
-            events=events or NoEvents(),
+            events=LiveEvents(fanout),
             policy=policy_from(settings),
         )
-        logger.info("tickmark ready", extra={"public_url": settings.public_url})
+        hub = Hub(services, fanout, live_limits(settings), node=uuid.uuid4().hex[:12])
+        await hub.start()
+        app.state.services = services
+        app.state.broker = fanout
+        app.state.hub = hub
+        logger.info(
+            "tickmark ready",
+            extra={"public_url": settings.public_url, "broker": type(fanout).__name__},
+        )
         try:
             yield
         finally:
+            await hub.close()
+            if broker is None:
+                await fanout.close()
             if database is None:
                 await db.close()
 

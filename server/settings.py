@@ -95,6 +95,30 @@ class Settings:
     # Upper bound on a batch upsert of transactions.
     max_import_request_bytes: int = 4 * 1024 * 1024
 
+    # Largest WebSocket frame a client may send (uvicorn's own default is
+    # 16 MiB); the largest message body, JSON-escaped, fits well inside.
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_max_subscriptions: int = 200
+    # Per user, per server process.
+    ws_max_connections_per_user: int = 20
+    ws_frames_per_sec: int = 20
+    # Frames queued for one client before it is closed as too slow.
+    ws_send_queue_frames: int = 1024
+    # Most messages replayed on subscribe; beyond, the client pages HTTP.
+    ws_replay_limit: int = 500
+    ws_auth_timeout_secs: float = 10.0
+    # Protocol pings find dead peers; 20 s stays under the 30-60 s idle
+    # limits of common proxies and NATs.
+    ws_ping_interval_secs: float = 20.0
+    ws_ping_timeout_secs: float = 20.0
+    # permessage-deflate: off by default; it more than doubles the memory
+    # of a connection for messages this small.
+    ws_compression: bool = False
+    # A connection counts as attentive this long after a sign of activity.
+    presence_active_secs: float = 60.0
+    # How long shutdown waits for connections and requests to finish.
+    shutdown_grace_secs: float = 10.0
+
     @property
     def public_origin(self) -> str:
         return _origin(self.public_url)
@@ -165,6 +189,38 @@ class Settings:
             ),
             max_request_bytes=_int(
                 env, "MAX_REQUEST_BYTES", cls.max_request_bytes, minimum=1024
+            ),
+            ws_max_frame_bytes=_int(
+                env, "WS_MAX_FRAME_BYTES", cls.ws_max_frame_bytes, minimum=32 * 1024
+            ),
+            ws_max_subscriptions=_int(
+                env, "WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions, minimum=1
+            ),
+            ws_max_connections_per_user=_int(
+                env,
+                "WS_MAX_CONNECTIONS_PER_USER",
+                cls.ws_max_connections_per_user,
+                minimum=1,
+            ),
+            ws_frames_per_sec=_int(
+                env, "WS_FRAMES_PER_SEC", cls.ws_frames_per_sec, minimum=1
+            ),
+            ws_send_queue_frames=_int(
+                env, "WS_SEND_QUEUE_FRAMES", cls.ws_send_queue_frames, minimum=16
+            ),
+            ws_replay_limit=_int(
+                env, "WS_REPLAY_LIMIT", cls.ws_replay_limit, minimum=1
+            ),
+            ws_ping_interval_secs=_float(
+                env, "WS_PING_INTERVAL_SECS", cls.ws_ping_interval_secs
+            ),
+            ws_ping_timeout_secs=_float(
+                env, "WS_PING_TIMEOUT_SECS", cls.ws_ping_timeout_secs
+            ),
+            ws_compression=env.get("WS_COMPRESSION", "false").lower()
+            in ("1", "true", "yes"),
+            presence_active_secs=_float(
+                env, "PRESENCE_ACTIVE_SECS", cls.presence_active_secs
             ),
         )
 

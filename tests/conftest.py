@@ -19,7 +19,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server.app import create_app
 from server.store.database import Database
 from server.store.migrate import apply_migrations
 from tests.servers import RunningServer, make_settings, with_database
@@ -85,7 +84,7 @@ async def _clean(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 async def base_url(db: Database) -> AsyncIterator[str]:
-    async with RunningServer(create_app(make_settings(), database=db)) as url:
+    async with RunningServer(make_settings(), db) as url:
         yield url
 
 

@@ -9,7 +9,10 @@ from typing import Any
 
 import uvicorn
 
+from server.app import create_app, server_config
+from server.broker import Broker
 from server.settings import Settings
+from server.store.database import Database
 
 
 PUBLIC_URL = "http://tickmark.test"
@@ -25,12 +28,18 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 class RunningServer:
-    """A uvicorn server in this event loop, on a free loopback port."""
+    """A Tickmark server in this event loop, on a free loopback port.
 
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, lifespan="on"
-        )
+    Configured exactly as ``tickmark serve`` configures uvicorn, with the
+    database (and broker, when given) of the tests.
+    """
+
+    def __init__(
+        self, settings: Settings, db: Database, *, broker: Broker | None = None
+    ) -> None:
+        self.settings = settings
+        self.app = create_app(settings, database=db, broker=broker)
+        config = server_config(self.app, settings, host="127.0.0.1", port=0)
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
 

@@ -10,6 +10,7 @@ import secrets
 import uuid
 
 from server.clock import Clock
+from server.core.events import Events
 from server.core.passwords import hash_password, verify_password
 from server.core.principal import PERSON_SCOPES, Principal, Scope
 from server.errors import InvalidInput, RateLimited, Unauthenticated
@@ -276,10 +277,16 @@ async def authenticate(
     return _principal(user, credential)
 
 
-async def sign_out(db: Database, principal: Principal, *, clock: Clock) -> None:
-    """End the session or revoke the token the principal is acting through."""
+async def sign_out(
+    db: Database, principal: Principal, *, clock: Clock, events: Events
+) -> None:
+    """End the session or revoke the token the principal is acting through.
+
+    Open connections using it are told at once through ``events``.
+    """
     async with db.connection() as conn:
         await credentials.revoke(
             conn, principal.credential_id, principal.user_id, clock.now()
         )
+    await events.access_changed(principal.user_id)
     logger.info("signed out", extra={"user_id": str(principal.user_id)})

@@ -20,6 +20,7 @@ __all__ = [
     "list_members",
     "my_badges",
     "my_companies",
+    "visible_badges",
     "waiting_messages",
 ]
 
@@ -49,7 +50,7 @@ async def badges_for(conn: Conn, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, B
     }
 
 
-def _visible(principal: Principal, badges: Badges) -> Badges:
+def visible_badges(principal: Principal, badges: Badges) -> Badges:
     """Drop the companies a limited token does not reach."""
     if principal.company_ids is None:
         return badges
@@ -63,7 +64,7 @@ async def my_badges(services: Services, principal: Principal) -> Badges:
     access.require_scope(principal, Scope.READ)
     async with services.db.connection() as conn:
         found = await badges_for(conn, [principal.user_id])
-    return _visible(principal, found[principal.user_id])
+    return visible_badges(principal, found[principal.user_id])
 
 
 async def my_companies(services: Services, principal: Principal) -> list[CompanyView]:

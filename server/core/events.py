@@ -31,6 +31,10 @@ class Events(Protocol):
         """A reader's marker moved; their badge changed on every device."""
         ...
 
+    async def access_changed(self, user_id: uuid.UUID) -> None:
+        """A credential or membership of the user ended; re-check at once."""
+        ...
+
 
 class NoEvents:
     """Tells no one: for commands that change data with no server running."""
@@ -45,4 +49,7 @@ class NoEvents:
         transaction_id: uuid.UUID,
         last_read_seq: int,
     ) -> None:
+        return None
+
+    async def access_changed(self, user_id: uuid.UUID) -> None:
         return None

@@ -13,6 +13,7 @@ from server.store.database import Conn
 
 __all__ = [
     "Credential",
+    "by_ids",
     "by_secret_hash",
     "insert",
     "list_tokens",
@@ -154,3 +155,14 @@ async def list_tokens(conn: Conn, user_id: uuid.UUID) -> list[Credential]:
         user_id,
     )
     return [_credential(r) for r in rows]
+
+
+async def by_ids(
+    conn: Conn, credential_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Credential]:
+    """The credentials that still exist among these ids."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM credentials WHERE id = ANY($1::uuid[])",
+        credential_ids,
+    )
+    return {row["id"]: _credential(row) for row in rows}

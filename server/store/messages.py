@@ -15,10 +15,13 @@ __all__ = [
     "Message",
     "Recipient",
     "by_idempotency_key",
+    "company_head",
     "conversation_of",
     "insert",
     "page_after",
     "page_before",
+    "page_company_after",
+    "transaction_head",
 ]
 
 
@@ -240,6 +243,45 @@ async def page_before(
         """,
         conversation_id,
         before_seq,
+        limit,
+    )
+    return [_message(r) for r in rows]
+
+
+async def transaction_head(
+    conn: Conn, transaction_id: uuid.UUID
+) -> tuple[uuid.UUID | None, int]:
+    """The transaction's conversation id (None before the first post) and
+    the seq of its newest message (0 when none)."""
+    row = await conn.fetchrow(
+        "SELECT id, last_seq FROM conversations WHERE transaction_id = $1",
+        transaction_id,
+    )
+    if row is None:
+        return None, 0
+    return row["id"], row["last_seq"]
+
+
+async def company_head(conn: Conn, company_id: uuid.UUID) -> int:
+    """The company_seq of the company's newest message (0 when none)."""
+    head: int | None = await conn.fetchval(
+        "SELECT last_message_seq FROM companies WHERE id = $1", company_id
+    )
+    return head or 0
+
+
+async def page_company_after(
+    conn: Conn, company_id: uuid.UUID, after_company_seq: int, limit: int
+) -> list[Message]:
+    """Up to ``limit`` of the company's messages past a company_seq, in order."""
+    rows = await conn.fetch(
+        _SELECT
+        + """
+        WHERE m.company_id = $1 AND m.company_seq > $2
+        ORDER BY m.company_seq LIMIT $3
+        """,
+        company_id,
+        after_company_seq,
         limit,
     )
     return [_message(r) for r in rows]

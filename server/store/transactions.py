@@ -17,6 +17,7 @@ __all__ = [
     "TransactionFields",
     "TransactionSummary",
     "Upserted",
+    "company_of",
     "get",
     "insert",
     "list_for_member",
@@ -259,3 +260,11 @@ async def upsert_by_external_id(
     )
     assert row is not None
     return Upserted(_transaction(row), "updated", before.fields)
+
+
+async def company_of(conn: Conn, transaction_id: uuid.UUID) -> uuid.UUID | None:
+    """The company a transaction belongs to, or None when there is none."""
+    company_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT company_id FROM transactions WHERE id = $1", transaction_id
+    )
+    return company_id

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import uuid
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import pydantic
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from server.codec import dumps
 from server.errors import (
     BadRequest,
     InvalidInput,
@@ -32,30 +29,6 @@ __all__ = [
 ]
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
-
-
-def _default(value: object) -> object:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        # Always UTC with an explicit zone, to the millisecond.
-        return (
-            value.astimezone(dt.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        # Money travels as a string so no client rounds it through a float.
-        return f"{value:.2f}"
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def dumps(content: Any) -> bytes:
-    return json.dumps(
-        content, default=_default, ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8")
 
 
 class JSON(JSONResponse):

@@ -177,7 +177,9 @@ async def sign_out(request: Request) -> Response:
     """POST /api/auth/sign-out: end the session or token used to call it."""
     principal = await authenticate(request)
     services = _services(request)
-    await accounts.sign_out(services.db, principal, clock=services.clock)
+    await accounts.sign_out(
+        services.db, principal, clock=services.clock, events=services.events
+    )
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE,

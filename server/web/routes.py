@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from server.web import api, auth, health
+from server.web import api, auth, health, ws
 
 
 __all__ = ["routes"]
@@ -29,4 +29,5 @@ routes: list[BaseRoute] = [
     Route(_TRANSACTION + "/messages", api.list_messages, methods=["GET"]),
     Route(_TRANSACTION + "/messages", api.post_message, methods=["POST"]),
     Route(_TRANSACTION + "/read", api.mark_read, methods=["POST"]),
+    WebSocketRoute("/ws", ws.websocket_endpoint),
 ]

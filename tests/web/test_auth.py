@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-from server.app import create_app
 from server.store.database import Database
 from tests.servers import PUBLIC_URL, RunningServer, make_settings
 from tests.world import PASSWORD, World, post
@@ -46,8 +45,11 @@ async def test_sign_in_sets_an_httponly_lax_session_cookie(world: World) -> None
 async def test_cookie_is_secure_when_the_public_url_is_https(
     world: World, db: Database
 ) -> None:
-    app = create_app(make_settings(public_url="https://tickmark.test"), database=db)
-    async with RunningServer(app) as url, httpx.AsyncClient(base_url=url) as client:
+    settings = make_settings(public_url="https://tickmark.test")
+    async with (
+        RunningServer(settings, db) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
         response = await client.post(
             SIGN_IN,
             json={"email": world.ana.email, "password": PASSWORD},

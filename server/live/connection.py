@@ -1,0 +1,382 @@
+"""One authenticated WebSocket, driven by a reader and a writer.
+
+The reader takes the client's frames one at a time and answers each; the
+writer drains a bounded queue of outgoing frames. Anything may queue a
+frame without waiting (the broker's fan-out does, for every subscriber),
+so one client that stops reading never slows the others: when its queue
+is full, or one write takes too long, it is closed with 4008 and recovers
+by reconnecting with its positions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket
+
+from server.core import conversations, subscriptions
+from server.core.channels import ChannelKind, parse_channel
+from server.core.principal import Principal
+from server.core.services import Services
+from server.errors import InvalidInput, RateLimited, TickmarkError
+from server.live.limits import LiveLimits, TokenBucket
+from server.live.protocol import (
+    AuthFrame,
+    ClientFrame,
+    CloseCode,
+    PingFrame,
+    PostFrame,
+    PresenceFrame,
+    ReadFrame,
+    SubscribeFrame,
+    TypingFrame,
+    UnsubscribeFrame,
+    error_frame,
+    frame,
+    parse_client_frame,
+)
+from server.live.subscription import Subscription
+from server.web.views import badges_json, message_json
+
+
+if TYPE_CHECKING:
+    from server.live.hub import Hub
+
+__all__ = ["Connection"]
+
+logger = logging.getLogger(__name__)
+
+# A typing notice is relayed at most this often per connection, whatever
+# the client sends: one per keystroke would flood the channel.
+_TYPING_INTERVAL_SECS = 2.0
+
+
+class Connection:
+    """A client connected to /ws, after authentication.
+
+    Args:
+        websocket: the accepted socket.
+        principal: who is connected, through which credential.
+        hub: the process's hub.
+        services: the domain's collaborators.
+        limits: the limits of the protocol.
+
+    """
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        principal: Principal,
+        hub: Hub,
+        services: Services,
+        limits: LiveLimits,
+    ) -> None:
+        self.id = uuid.uuid4()
+        self.websocket = websocket
+        self.principal = principal
+        self.hub = hub
+        self.services = services
+        self.limits = limits
+        clock = services.clock
+        self.connected_at = clock.now()
+        # The person counts as attentive until then (see LiveLimits).
+        self.active_until = self.connected_at + dt.timedelta(seconds=limits.active_secs)
+        # Subscriptions by channel name; the user's own feed is not listed.
+        self.subscriptions: dict[str, Subscription] = {}
+
+        # Outgoing frames, oldest first, and the writer's wake-up call.
+        self._outbox: collections.deque[str] = collections.deque()
+        self._wake = asyncio.Event()
+        # Why and how the connection is being closed; None while open.
+        self._closing: tuple[int, str] | None = None
+        # Whether the writer sends what is queued before closing.
+        self._flush_on_close = False
+        # Background work started for this connection (recovery reads).
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._bucket = TokenBucket(
+            limits.frames_per_sec, limits.frames_burst, clock.monotonic()
+        )
+        # Frames refused for rate in a row.
+        self._strikes = 0
+        self._last_typing: dict[uuid.UUID, float] = {}
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.principal.user_id
+
+    @property
+    def open(self) -> bool:
+        return self._closing is None
+
+    @property
+    def viewing(self) -> tuple[uuid.UUID, ...]:
+        """Transactions this connection has open."""
+        return tuple(
+            s.channel.id
+            for s in self.subscriptions.values()
+            if s.channel.kind is ChannelKind.TRANSACTION
+        )
+
+    # --- sending ----------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Queue a frame for the client; never waits.
+
+        A full queue means the client is not reading: the connection is
+        closed (4008) rather than let its backlog grow without bound.
+        """
+        if self._closing is not None:
+            return
+        if len(self._outbox) >= self.limits.send_queue_frames:
+            logger.warning("slow consumer", extra={"connection_id": str(self.id)})
+            self.close(CloseCode.SLOW_CONSUMER, "send queue full; reconnect and resume")
+            return
+        self._outbox.append(text)
+        self._wake.set()
+
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None:
+        """Close the connection soon; never waits.
+
+        Args:
+            flush: send what is already queued first (a clean shutdown);
+                otherwise it is dropped (the client must not receive more,
+                or cannot keep up anyway).
+
+        """
+        if self._closing is not None:
+            return
+        self._closing = (code, reason)
+        self._flush_on_close = flush
+        if not flush:
+            self._outbox.clear()
+        self._wake.set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work for this connection; it is cancelled when it closes."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "connection task failed",
+                exc_info=task.exception(),
+                extra={"connection_id": str(self.id)},
+            )
+            self.close(CloseCode.INTERNAL_ERROR, "internal error; reconnect and resume")
+
+    async def _write(self) -> None:
+        """Drain the outbox into the socket until the connection closes."""
+        send_timeout_secs = self.limits.send_timeout_secs
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox and (self._closing is None or self._flush_on_close):
+                text = self._outbox.popleft()
+                try:
+                    await asyncio.wait_for(
+                        self.websocket.send_text(text), send_timeout_secs
+                    )
+                except TimeoutError:
+                    self.close(
+                        CloseCode.SLOW_CONSUMER, "write timed out; reconnect and resume"
+                    )
+            if self._closing is not None:
+                code, reason = self._closing
+                # The peer may be gone already; there is nothing more to do.
+                with contextlib.suppress(Exception):
+                    await self.websocket.close(code, reason)
+                return
+
+    # --- the connection's life ---------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until either side closes it."""
+        writer = asyncio.get_running_loop().create_task(self._write())
+        try:
+            # Attached first, so that no badge change falls between the
+            # snapshot in the welcome and the live updates after it.
+            await self.hub.attach(self)
+            self.send(await self._welcome())
+            await self._read()
+        finally:
+            self.hub.detach(self)
+            for task in list(self._tasks):
+                task.cancel()
+            if self._closing is None or writer.done():
+                writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(writer, self.limits.send_timeout_secs)
+
+    async def _welcome(self) -> str:
+        badges = await self.hub.badges_of(self)
+        limits = self.limits
+        return frame(
+            "welcome",
+            connection_id=self.id,
+            user={
+                "id": self.user_id,
+                "name": self.principal.display_name,
+                "kind": self.principal.user_kind,
+            },
+            server_time=self.services.clock.now(),
+            badges=badges_json(badges),
+            limits={
+                "max_frame_bytes": limits.max_frame_bytes,
+                "max_subscriptions": limits.max_subscriptions,
+                "frames_per_sec": limits.frames_per_sec,
+                "frames_burst": limits.frames_burst,
+                "replay_limit": limits.replay_limit,
+                "active_secs": limits.active_secs,
+            },
+        )
+
+    async def _read(self) -> None:
+        clock = self.services.clock
+        while True:
+            event = await self.websocket.receive()
+            if event["type"] == "websocket.disconnect":
+                return
+            if self._closing is not None:
+                continue  # closing: nothing more is acted on
+            text = event.get("text")
+            if text is None:
+                self.send(
+                    error_frame(
+                        InvalidInput("Frames are JSON text, not binary.", field="type")
+                    )
+                )
+                continue
+            if not self._bucket.take(clock.monotonic()):
+                self._strikes += 1
+                if self._strikes >= self.limits.rate_strikes:
+                    self.close(CloseCode.RATE_LIMITED, "too many frames")
+                    continue
+                self.send(
+                    error_frame(
+                        RateLimited(
+                            "Too many frames; slow down.",
+                            retry_after_secs=1,
+                        )
+                    )
+                )
+                continue
+            self._strikes = 0
+            await self._handle(text)
+
+    async def _handle(self, text: str) -> None:
+        request_id = None
+        try:
+            parsed = parse_client_frame(text)
+            request_id = getattr(parsed, "id", None)
+            await self._dispatch(parsed)
+        except TickmarkError as error:
+            self.send(error_frame(error, request_id=request_id))
+        except Exception:
+            logger.exception(
+                "frame handler failed", extra={"connection_id": str(self.id)}
+            )
+            self.send(
+                frame(
+                    "error",
+                    id=request_id,
+                    code="internal_error",
+                    message="Something went wrong on our side.",
+                )
+            )
+
+    # --- frames from the client ----------------------------------------------------
+
+    async def _dispatch(self, parsed: ClientFrame) -> None:
+        match parsed:
+            case SubscribeFrame():
+                channel = parse_channel(parsed.channel)
+                await self.hub.subscribe(self, channel, parsed.since, parsed.id)
+            case UnsubscribeFrame():
+                channel = parse_channel(parsed.channel)
+                self.hub.unsubscribe(self, channel.name)
+                self.send(frame("unsubscribed", id=parsed.id, channel=channel.name))
+            case PostFrame():
+                await self._post(parsed)
+            case ReadFrame():
+                await self._mark_read(parsed)
+            case TypingFrame():
+                await self._typing(parsed)
+            case PresenceFrame():
+                self._presence(parsed.state)
+            case PingFrame():
+                self.send(frame("pong", id=parsed.id))
+            case AuthFrame():
+                raise InvalidInput("Already authenticated.", field="type")
+
+    def _active(self) -> None:
+        self._presence("active")
+
+    def _presence(self, state: str) -> None:
+        now = self.services.clock.now()
+        if state == "active":
+            self.active_until = now + dt.timedelta(seconds=self.limits.active_secs)
+        else:
+            # Hidden, idle or backgrounded: away for notification purposes
+            # at once, though the socket stays open.
+            self.active_until = now
+        self.hub.presence_changed(self)
+
+    async def _company_of(self, transaction_id: uuid.UUID) -> uuid.UUID:
+        async with self.services.db.connection() as conn:
+            return await subscriptions.locate_transaction(
+                conn, self.principal, transaction_id
+            )
+
+    async def _post(self, parsed: PostFrame) -> None:
+        company_id = await self._company_of(parsed.transaction_id)
+        result = await conversations.post_message(
+            self.services,
+            self.principal,
+            company_id,
+            parsed.transaction_id,
+            body=parsed.body,
+            recipient_ids=parsed.recipients,
+            idempotency_key=parsed.idempotency_key,
+        )
+        self._active()
+        self.send(
+            frame(
+                "ack",
+                id=parsed.id,
+                created=result.created,
+                message=message_json(result.message),
+            )
+        )
+
+    async def _mark_read(self, parsed: ReadFrame) -> None:
+        company_id = await self._company_of(parsed.transaction_id)
+        marker = await conversations.mark_read(
+            self.services, self.principal, company_id, parsed.transaction_id, parsed.seq
+        )
+        self._active()
+        self.send(frame("ack", id=parsed.id, last_read_seq=marker))
+
+    async def _typing(self, parsed: TypingFrame) -> None:
+        name = f"transaction:{parsed.transaction_id}"
+        if name not in self.subscriptions:
+            raise InvalidInput(
+                "Subscribe to the transaction before saying you are typing.",
+                field="transaction_id",
+            )
+        now = self.services.clock.monotonic()
+        last = self._last_typing.get(parsed.transaction_id)
+        if last is not None and now - last < _TYPING_INTERVAL_SECS:
+            return
+        self._last_typing[parsed.transaction_id] = now
+        self._active()
+        await self.hub.typing(self, parsed.transaction_id)
