@@ -141,6 +141,7 @@ def live_limits(settings: Settings) -> LiveLimits:
         auth_timeout_secs=settings.ws_auth_timeout_secs,
         replay_limit=settings.ws_replay_limit,
         active_secs=settings.presence_active_secs,
+        credential_check_secs=settings.ws_credential_check_secs,
     )
 
 

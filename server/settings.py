@@ -116,6 +116,8 @@ class Settings:
     ws_compression: bool = False
     # A connection counts as attentive this long after a sign of activity.
     presence_active_secs: float = 60.0
+    # How often open connections' credentials are re-read for expiry.
+    ws_credential_check_secs: float = 30.0
     # How long shutdown waits for connections and requests to finish.
     shutdown_grace_secs: float = 10.0
 

@@ -21,7 +21,7 @@ import pytest
 
 from server.store.database import Database
 from server.store.migrate import apply_migrations
-from tests.servers import RunningServer, make_settings, with_database
+from tests.servers import RedisServer, RunningServer, make_settings, with_database
 from tests.world import World, build_world
 
 
@@ -91,3 +91,14 @@ async def base_url(db: Database) -> AsyncIterator[str]:
 @pytest.fixture
 async def world(db: Database, base_url: str) -> World:
     return await build_world(db, base_url)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of the tests' own, on a free loopback port."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

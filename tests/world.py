@@ -52,9 +52,13 @@ class World:
     txa: dict[str, uuid.UUID]
     txb: dict[str, uuid.UUID]
 
-    def client(self, person: Person | None = None) -> httpx.AsyncClient:
+    def client(
+        self, person: Person | None = None, *, base_url: str | None = None
+    ) -> httpx.AsyncClient:
         headers = {} if person is None else {"Authorization": f"Bearer {person.token}"}
-        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
+        return httpx.AsyncClient(
+            base_url=base_url or self.base_url, headers=headers, timeout=30
+        )
 
     def tx_url(self, company: uuid.UUID, txn: uuid.UUID) -> str:
         return f"/api/companies/{company}/transactions/{txn}"

@@ -259,7 +259,7 @@ class Connection:
             if not self._bucket.take(clock.monotonic()):
                 self._strikes += 1
                 if self._strikes >= self.limits.rate_strikes:
-                    self.close(CloseCode.RATE_LIMITED, "too many frames")
+                    self.close(CloseCode.RATE_LIMITED, "too many frames", flush=True)
                     continue
                 self.send(
                     error_frame(
@@ -300,7 +300,14 @@ class Connection:
         match parsed:
             case SubscribeFrame():
                 channel = parse_channel(parsed.channel)
-                await self.hub.subscribe(self, channel, parsed.since, parsed.id)
+                try:
+                    await self.hub.subscribe(self, channel, parsed.since, parsed.id)
+                except TickmarkError as error:
+                    # Name the channel, so a client subscribing to several
+                    # at once knows which one was refused.
+                    self.send(
+                        error_frame(error, request_id=parsed.id, channel=channel.name)
+                    )
             case UnsubscribeFrame():
                 channel = parse_channel(parsed.channel)
                 self.hub.unsubscribe(self, channel.name)

@@ -51,8 +51,8 @@ VIEWERS = b"!viewers"
 # looks a little further back than the previous one and skips what it saw.
 _ACCESS_POLL_SECS = 1.0
 _ACCESS_LOOKBACK = dt.timedelta(seconds=10)
-# Every open connection's credential is re-read this often, for expiry.
-_CREDENTIAL_SWEEP_SECS = 30.0
+_NOT_YOURS = "No such channel, or not yours to see."
+
 # Most passes one recovery makes before it gives up and sends a resync.
 _MAX_FILL_PASSES = 20
 
@@ -181,7 +181,7 @@ class Hub:
         name = channel.name
         if channel.kind is ChannelKind.USER:
             if channel.id != connection.user_id:
-                raise NotFound("No such channel.")
+                raise NotFound(_NOT_YOURS)
             connection.send(frame("subscribed", id=request_id, channel=name))
             return
         if (
@@ -204,7 +204,7 @@ class Hub:
                 extra={"user_id": str(connection.user_id), "channel": name},
             )
             if isinstance(error, NotFound):
-                raise NotFound("No such channel, or not yours to see.") from None
+                raise NotFound(_NOT_YOURS) from None
             raise
 
         self._drop(connection, name)
@@ -492,7 +492,7 @@ class Hub:
                 self._seen_changes = {
                     k: t for k, t in self._seen_changes.items() if t > horizon
                 }
-                if since_sweep_secs >= _CREDENTIAL_SWEEP_SECS:
+                if since_sweep_secs >= self.limits.credential_check_secs:
                     since_sweep_secs = 0.0
                     await self._sweep_credentials()
             except Exception:

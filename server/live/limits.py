@@ -35,6 +35,9 @@ class LiveLimits:
     # A connection counts as attentive this long after its last sign of
     # activity (a presence frame saying "active", a post, a read).
     active_secs: float = 60.0
+    # How often every open connection's credential is read again, to close
+    # those that expired; revocations are noticed within a second anyway.
+    credential_check_secs: float = 30.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
