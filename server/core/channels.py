@@ -26,8 +26,8 @@ from server.errors import InvalidInput
 __all__ = ["Channel", "ChannelKind", "parse_channel"]
 
 _NAME = re.compile(
-    r"^(company|transaction|user):"
-    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+    r"(company|transaction|user):"
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 )
 
 
@@ -71,7 +71,7 @@ def parse_channel(name: object) -> Channel:
     """
     if not isinstance(name, str) or len(name) > 60:
         raise InvalidInput("Unknown channel name.", field="channel")
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     if match is None:
         raise InvalidInput(
             "Channels are company:<id>, transaction:<id> or user:<id>, "

@@ -20,7 +20,7 @@ MAX_BODY_BYTES = 16 * 1024
 # PostgreSQL cannot store NUL at all; the others have no place in a message.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 def check_body(body: str, field: str = "body") -> str:
@@ -59,7 +59,7 @@ def check_idempotency_key(key: str) -> str:
         InvalidInput: not 1 to 128 letters, digits or ``. _ : -``.
 
     """
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise InvalidInput(
             "Idempotency keys are 1 to 128 letters, digits or . _ : - "
             "(a UUID is a good choice).",

@@ -38,8 +38,8 @@ MAX_UPSERT_BATCH = 500
 #: Most transactions one page of a listing holds.
 MAX_LIST_PAGE = 200
 
-_EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 # numeric(18, 2): sixteen digits before the point.
 _MAX_AMOUNT = Decimal("9999999999999999.99")
 
@@ -170,7 +170,7 @@ def check_fields(item: TransactionInput, field: str) -> TransactionFields:
             "Amounts have at most two decimal places.", field=f"{field}.amount"
         )
     currency = item.currency.strip().upper()
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         raise InvalidInput(
             "Currencies are three-letter ISO 4217 codes.", field=f"{field}.currency"
         )
@@ -186,7 +186,7 @@ def check_fields(item: TransactionInput, field: str) -> TransactionFields:
 
 
 def _check_external_id(external_id: str, field: str) -> None:
-    if not _EXTERNAL_ID.match(external_id):
+    if not _EXTERNAL_ID.fullmatch(external_id):
         raise InvalidInput(
             "External ids are 1 to 100 letters, digits or . _ : -.", field=field
         )

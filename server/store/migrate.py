@@ -25,7 +25,7 @@ __all__ = ["Migration", "apply_migrations", "load_migrations"]
 
 logger = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 # Arbitrary constant shared by every Tickmark process; taken with
 # pg_advisory_lock so only one process migrates at a time.
@@ -50,7 +50,7 @@ def load_migrations() -> list[Migration]:
     for entry in resources.files("server.store.migrations").iterdir():
         if not entry.name.endswith(".sql"):
             continue
-        match = _NAME.match(entry.name)
+        match = _NAME.fullmatch(entry.name)
         if match is None:
             raise RuntimeError(f"misnamed migration file: {entry.name}")
         version = int(match.group(1))

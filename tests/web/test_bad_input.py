@@ -62,6 +62,13 @@ POST_CASES: list[tuple[str, Any, int, str, str | None]] = [
         "invalid",
         "idempotency_key",
     ),
+    (
+        "key ending in a line break",
+        _message(idempotency_key="k\n"),
+        422,
+        "invalid",
+        "idempotency_key",
+    ),
     ("no recipients", _message(recipients=[]), 422, "invalid", "recipients"),
     (
         "unknown recipient",
