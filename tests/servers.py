@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from server.app import create_app, server_config
@@ -131,3 +135,75 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+
+class ServerProcess:
+    """``tickmark serve`` in a process of its own, as in production.
+
+    Args:
+        env: environment variables on top of the test defaults
+            (DATABASE_URL and REDIS_URL, typically).
+
+    """
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data_dir = Path(tempfile.mkdtemp(prefix="tickmark-proc-"))
+        self.env = {
+            **os.environ,
+            "PUBLIC_URL": PUBLIC_URL,
+            "SECRET_KEY": "test-secret",
+            "TICKMARK_DATA_DIR": str(data_dir),
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+        # Where the process's log goes; read back when it fails.
+        self.log_path = data_dir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> str:
+        with self.log_path.open("wb") as log:
+            # Popen returns as soon as the process is forked; nothing blocks.
+            self.process = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(base_url=self.url) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError("server exited: " + self.log()[-2000:])
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/readyz")).status_code == 200:
+                        return self.url
+                await asyncio.sleep(0.05)
+        raise RuntimeError("server did not become ready")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    async def wait(self, timeout_secs: float) -> int:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_secs
+        while self.process.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not exit")
+            await asyncio.sleep(0.05)
+        return self.process.returncode
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.terminate()
+        try:
+            await self.wait(15)
+        except TimeoutError:
+            self.process.kill()
+            self.process.wait(5)

@@ -125,6 +125,19 @@ class WsClient:
             timeout_secs=timeout_secs,
         )
 
+    async def wait_message(
+        self, channel: str | None = None, *, timeout_secs: float = 5.0, **fields: Any
+    ) -> Frame:
+        """The first message frame (on ``channel``) whose message has ``fields``."""
+        return await self.wait_for(
+            lambda f: (
+                f.get("type") == "message"
+                and (channel is None or f.get("channel") == channel)
+                and all(f["message"].get(k) == v for k, v in fields.items())
+            ),
+            timeout_secs=timeout_secs,
+        )
+
     async def wait_closed(self, *, timeout_secs: float = 5.0) -> int:
         async with self._changed:
             await asyncio.wait_for(
