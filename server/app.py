@@ -134,6 +134,7 @@ def live_limits(settings: Settings) -> LiveLimits:
     return LiveLimits(
         max_frame_bytes=settings.ws_max_frame_bytes,
         max_subscriptions=settings.ws_max_subscriptions,
+        max_connections=settings.ws_max_connections,
         max_connections_per_user=settings.ws_max_connections_per_user,
         frames_per_sec=settings.ws_frames_per_sec,
         frames_burst=2 * settings.ws_frames_per_sec,

@@ -99,6 +99,8 @@ class Settings:
     # 16 MiB); the largest message body, JSON-escaped, fits well inside.
     ws_max_frame_bytes: int = 64 * 1024
     ws_max_subscriptions: int = 200
+    # Per server process: a reconnect storm past it waits its turn (503).
+    ws_max_connections: int = 20_000
     # Per user, per server process.
     ws_max_connections_per_user: int = 20
     ws_frames_per_sec: int = 20
@@ -197,6 +199,9 @@ class Settings:
             ),
             ws_max_subscriptions=_int(
                 env, "WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions, minimum=1
+            ),
+            ws_max_connections=_int(
+                env, "WS_MAX_CONNECTIONS", cls.ws_max_connections, minimum=1
             ),
             ws_max_connections_per_user=_int(
                 env,

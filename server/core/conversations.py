@@ -24,6 +24,7 @@ __all__ = [
     "MAX_RECIPIENTS",
     "MessagePage",
     "PostResult",
+    "list_company_messages",
     "list_messages",
     "mark_read",
     "post_message",
@@ -231,6 +232,36 @@ async def list_messages(
         bound = before_seq if before_seq is not None else summary.last_seq + 1
         found = await messages.page_before(conn, conversation_id, bound, limit + 1)
         return MessagePage(found[-limit:], summary.last_seq, len(found) > limit)
+
+
+async def list_company_messages(
+    services: Services,
+    principal: Principal,
+    company_id: uuid.UUID,
+    *,
+    after_company_seq: int,
+    limit: int,
+) -> MessagePage:
+    """The company's stream of messages after a position, oldest first.
+
+    This is how a bot resumes a company stream after hours or days: it
+    keeps the ``company_seq`` of the last message it handled and pages
+    from there, then subscribes to ``company:<id>`` with that position.
+
+    Raises:
+        NotFound: the company is not the principal's.
+        InvalidInput: a bad limit.
+
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit is between 1 and {MAX_PAGE}.", field="limit")
+    async with services.db.connection() as conn:
+        await access.require_member(conn, principal, company_id, Scope.READ)
+        head = await messages.company_head(conn, company_id)
+        found = await messages.page_company_after(
+            conn, company_id, after_company_seq, limit + 1
+        )
+    return MessagePage(found[:limit], head, len(found) > limit)
 
 
 async def mark_read(

@@ -120,7 +120,10 @@ class Hub:
     def connections(self) -> list[Connection]:
         return [c for conns in self._by_user.values() for c in conns]
 
-    def connection_count(self, user_id: uuid.UUID) -> int:
+    def connection_count(self, user_id: uuid.UUID | None = None) -> int:
+        """Open connections of one user, or of everyone when None."""
+        if user_id is None:
+            return sum(len(conns) for conns in self._by_user.values())
         return len(self._by_user.get(user_id, ()))
 
     # --- connections ---------------------------------------------------------------

@@ -16,6 +16,8 @@ class LiveLimits:
     # 1009 at the protocol layer, before our code sees them.
     max_frame_bytes: int = 64 * 1024
     max_subscriptions: int = 200
+    # Per server process; past it, handshakes get 503 and Retry-After.
+    max_connections: int = 20_000
     # Per user and per server process.
     max_connections_per_user: int = 20
     # Frames a client may send per second, and in a burst.

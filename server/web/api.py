@@ -196,6 +196,28 @@ async def list_messages(request: Request) -> Response:
     )
 
 
+async def list_company_messages(request: Request) -> Response:
+    """GET /api/companies/{company_id}/messages?after=COMPANY_SEQ"""
+    principal = await authenticate(request)
+    limit = int_param(request, "limit", 100, minimum=1, maximum=conversations.MAX_PAGE)
+    after = int_param(request, "after", 0, minimum=0, maximum=2**62)
+    assert limit is not None and after is not None
+    page = await conversations.list_company_messages(
+        _services(request),
+        principal,
+        _path_id(request, "company_id"),
+        after_company_seq=after,
+        limit=limit,
+    )
+    return JSON(
+        {
+            "messages": [message_json(m) for m in page.messages],
+            "last_seq": page.last_seq,
+            "has_more": page.has_more,
+        }
+    )
+
+
 async def post_message(request: Request) -> Response:
     """POST /api/companies/{company_id}/transactions/{transaction_id}/messages"""
     principal = await authenticate(request)

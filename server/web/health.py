@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.broker import Broker
 from server.core.services import Services
 from server.web._http import JSON
 
@@ -18,12 +19,23 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """GET /readyz: 200 when the database answers, else 503."""
+    """GET /readyz: 200 when the database answers, else 503.
+
+    A broker that cannot reach Redis makes the answer ``degraded`` but
+    still 200: the process keeps serving its own connections, and they
+    recover what passed once Redis is back, so taking it out of rotation
+    would only make things worse.
+    """
     services: Services = request.app.state.services
-    if await services.db.ping():
-        return JSON({"status": "ready", "database": "ok"})
+    broker: Broker = request.app.state.broker
+    database_ok = await services.db.ping()
+    body = {
+        "status": "ready" if broker.healthy else "degraded",
+        "database": "ok" if database_ok else "unreachable",
+        "broker": "ok" if broker.healthy else "unreachable",
+    }
+    if database_ok:
+        return JSON(body)
     return JSON(
-        {"status": "unavailable", "database": "unreachable"},
-        status_code=503,
-        headers={"Retry-After": "5"},
+        body | {"status": "unavailable"}, status_code=503, headers={"Retry-After": "5"}
     )

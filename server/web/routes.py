@@ -23,6 +23,7 @@ routes: list[BaseRoute] = [
     Route("/api/me/waiting", api.waiting_messages, methods=["GET"]),
     Route("/api/companies", api.list_companies, methods=["GET"]),
     Route(_COMPANY + "/members", api.list_members, methods=["GET"]),
+    Route(_COMPANY + "/messages", api.list_company_messages, methods=["GET"]),
     Route(_COMPANY + "/transactions", api.list_transactions, methods=["GET"]),
     Route(_COMPANY + "/transactions", api.upsert_transactions, methods=["POST"]),
     Route(_TRANSACTION, api.get_transaction, methods=["GET"]),

@@ -115,6 +115,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             websocket, Unavailable("The server is shutting down.", retry_after_secs=2)
         )
         return
+    if hub.connection_count() >= hub.limits.max_connections:
+        # Spread a reconnect storm out rather than take on more than we hold.
+        logger.warning("connection refused: at capacity")
+        await _deny(
+            websocket, Unavailable("The server is at capacity.", retry_after_secs=5)
+        )
+        return
     try:
         principal = await _handshake_principal(websocket, services, settings)
     except TickmarkError as error:

@@ -9,6 +9,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -291,3 +292,38 @@ async def test_shutdown_closes_sockets_so_clients_know_to_come_back(
     # uvicorn finishes its shutdown, then re-raises the signal it caught.
     assert exit_code == -signal.SIGTERM
     assert "Application shutdown complete." in server.log()
+
+
+async def test_readiness_says_degraded_while_redis_is_unreachable(
+    db: Database, redis_server: RedisServer
+) -> None:
+    proxy = ChaosProxy("127.0.0.1", redis_server.port)
+    port = await proxy.start()
+    broker = RedisBroker(f"redis://127.0.0.1:{port}/0", timeout_secs=0.5)
+    await broker.start()
+    try:
+        async with (
+            RunningServer(make_settings(), db, broker=broker) as url,
+            httpx.AsyncClient(base_url=url) as client,
+        ):
+            before = (await client.get("/readyz")).json()
+            proxy.cut()
+            await asyncio.sleep(secs(1.5))
+            during = await client.get("/readyz")
+            proxy.heal()
+            for _ in range(100):
+                after = (await client.get("/readyz")).json()
+                if after["broker"] == "ok":
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await broker.close()
+        await proxy.close()
+    assert before == {"status": "ready", "database": "ok", "broker": "ok"}
+    assert during.status_code == 200
+    assert during.json() == {
+        "status": "degraded",
+        "database": "ok",
+        "broker": "unreachable",
+    }
+    assert after == before

@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from server.store import companies, messages, presence
 from server.store.database import Database
+from tests.chaos import ChaosProxy
 from tests.live.conftest import Start
 from tests.servers import PUBLIC_URL
 from tests.timing import secs
@@ -697,3 +699,81 @@ async def test_presence_follows_attention_not_the_open_socket(
             break
         await asyncio.sleep(0.1)
     assert await rows() == 0
+
+
+async def test_a_full_server_asks_new_connections_to_come_back_later(
+    world: World, serve: Start
+) -> None:
+    url = await serve(ws_max_connections=1)
+    first = await WsClient.open(url, token=world.carl.token)
+    try:
+        await first.wait_type("welcome")
+        with pytest.raises(InvalidStatus) as refused:
+            await WsClient.open(url, token=world.ana.token)
+    finally:
+        await first.close()
+    assert refused.value.response.status_code == 503
+    assert refused.value.response.headers["Retry-After"] == "5"
+
+
+async def test_a_body_over_the_limit_is_refused_over_the_socket_too(
+    world: World, serve: Start, db: Database
+) -> None:
+    url = await serve()
+    ana = await WsClient.open(url, token=world.ana.token)
+    frame = {
+        "type": "post",
+        "transaction_id": str(world.txa["bill"]),
+        "recipients": [str(world.carl.id)],
+    }
+    try:
+        at_limit = await ana.request(
+            frame | {"id": "a", "body": "é" * 8192, "idempotency_key": "a"}
+        )
+        over = await ana.request(
+            frame | {"id": "b", "body": "é" * 8192 + "x", "idempotency_key": "b"}
+        )
+    finally:
+        await ana.close()
+    assert at_limit["type"] == "ack"
+    assert at_limit["message"]["body"] == "é" * 8192
+    assert over["type"] == "error"
+    assert over["field"] == "body"
+    assert over["message"] == (
+        "The message is 16385 bytes long; the limit is 16384 bytes of UTF-8."
+    )
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 1
+
+
+async def test_a_peer_that_vanishes_is_found_by_heartbeats_and_forgotten(
+    world: World, serve: Start, db: Database
+) -> None:
+    url = await serve(ws_ping_interval_secs=0.3, ws_ping_timeout_secs=0.3)
+    proxy = ChaosProxy("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    port = await proxy.start()
+    carl = await WsClient.open(f"http://127.0.0.1:{port}", token=world.carl.token)
+
+    async def rows() -> int:
+        async with db.connection() as conn:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM presence WHERE user_id = $1", world.carl.id
+            )
+        return count
+
+    try:
+        await carl.wait_type("welcome")
+        for _ in range(int(secs(40))):
+            if await rows() == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await rows() == 1
+        proxy.blackhole()
+        for _ in range(int(secs(60))):
+            if await rows() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await rows() == 0
+    finally:
+        await carl.close()
+        await proxy.close()

@@ -198,3 +198,22 @@ async def test_a_message_at_the_size_limit_is_kept_whole(world: World) -> None:
         )
     assert response.status_code == 201
     assert response.json()["message"]["body"] == body
+
+
+async def test_the_company_stream_pages_by_company_seq(world: World) -> None:
+    url = f"/api/companies/{world.a}/messages"
+    async with world.client(world.ana) as ana:
+        for i, kind in enumerate(["bill", "invoice", "bill", "vendor_check", "bill"]):
+            await post(ana, world, world.a, world.txa[kind], f"c{i + 1}", [world.carl])
+    async with world.client(world.ben) as ben:
+        await post(ben, world, world.b, world.txb["bill"], "other company", [world.bea])
+    async with world.client(world.carl) as carl:
+        first = (await carl.get(url, params={"limit": 2})).json()
+        rest = (await carl.get(url, params={"after": 2, "limit": 10})).json()
+    assert [(m["company_seq"], m["body"]) for m in first["messages"]] == [
+        (1, "c1"),
+        (2, "c2"),
+    ]
+    assert (first["has_more"], first["last_seq"]) == (True, 5)
+    assert [m["body"] for m in rest["messages"]] == ["c3", "c4", "c5"]
+    assert rest["has_more"] is False

@@ -14,4 +14,4 @@ async def test_readyz_reports_the_database(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url) as client:
         response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "database": "ok"}
+    assert response.json() == {"status": "ready", "database": "ok", "broker": "ok"}
