@@ -777,3 +777,53 @@ async def test_a_peer_that_vanishes_is_found_by_heartbeats_and_forgotten(
     finally:
         await carl.close()
         await proxy.close()
+
+
+async def test_a_signed_out_token_cannot_open_a_socket(
+    world: World, serve: Start, db: Database
+) -> None:
+    url = await serve()
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE credentials SET revoked_at = now() WHERE user_id = $1",
+            world.carl.id,
+        )
+    with pytest.raises(InvalidStatus) as refused:
+        await WsClient.open(url, token=world.carl.token)
+    assert refused.value.response.status_code == 401
+
+
+async def test_a_bot_token_without_a_grant_for_the_company_is_refused(
+    world: World, serve: Start, db: Database
+) -> None:
+    from server.core import accounts
+    from server.store import users
+
+    url = await serve()
+    async with db.transaction() as conn:
+        ana = await users.by_id(conn, world.ana.id)
+        assert ana is not None
+        only_c = await accounts.issue_token(
+            conn,
+            ana,
+            name="bot for C only",
+            scopes=frozenset({"read", "subscribe"}),
+            company_ids=frozenset({world.c}),
+            expires_at=None,
+        )
+    bot = await WsClient.open(url, token=only_c.secret)
+    try:
+        company = await _subscribe(bot, f"company:{world.a}")
+        transaction = await _subscribe(bot, tx(world.txa["bill"]))
+        allowed = await _subscribe(bot, f"company:{world.c}")
+        welcome = await bot.wait_type("welcome")
+    finally:
+        await bot.close()
+    assert (company["type"], company["code"]) == ("error", "not_found")
+    assert (transaction["type"], transaction["code"]) == ("error", "not_found")
+    assert allowed["type"] == "subscribed"
+    # Its badges show only the company it was granted.
+    assert welcome["badges"] == {
+        "total": 0,
+        "companies": [{"company_id": str(world.c), "unread": 0}],
+    }
