@@ -238,7 +238,8 @@ async def upsert_transactions(
     Raises:
         NotFound: the company is not the principal's.
         Forbidden: the credential lacks write_transactions, or the
-            principal is a client rather than an accountant.
+            principal is a client rather than an accountant (or a bot an
+            accountant made).
         InvalidInput: naming the first bad item and field.
 
     """
@@ -265,7 +266,7 @@ async def upsert_transactions(
         role = await access.require_member(
             conn, principal, company_id, Scope.WRITE_TRANSACTIONS
         )
-        if role != "accountant":
+        if role not in ("accountant", "bot"):
             raise Forbidden("Only the company's accountants write transactions.")
         results, notes = await _upsert_checked(conn, services, company_id, checked)
     for note in notes:

@@ -10,7 +10,7 @@ import asyncpg
 from server.store.database import Conn
 
 
-__all__ = ["User", "by_email", "by_id", "insert", "set_password_hash"]
+__all__ = ["User", "bots_of", "by_email", "by_id", "insert", "set_password_hash"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -24,9 +24,11 @@ class User:
     password_hash: str | None
     # IANA zone name, or None when the user has not chosen one.
     time_zone: str | None
+    # For a bot: the person who manages it; None for people.
+    owner_id: uuid.UUID | None = None
 
 
-_COLUMNS = "id, email, display_name, kind, password_hash, time_zone"
+_COLUMNS = "id, email, display_name, kind, password_hash, time_zone, owner_id"
 
 
 def _user(row: asyncpg.Record) -> User:
@@ -37,6 +39,7 @@ def _user(row: asyncpg.Record) -> User:
         kind=row["kind"],
         password_hash=row["password_hash"],
         time_zone=row["time_zone"],
+        owner_id=row["owner_id"],
     )
 
 
@@ -48,6 +51,7 @@ async def insert(
     password_hash: str | None,
     kind: str = "person",
     time_zone: str | None = None,
+    owner_id: uuid.UUID | None = None,
 ) -> User:
     """Add an account.
 
@@ -57,8 +61,9 @@ async def insert(
     """
     row = await conn.fetchrow(
         f"""
-        INSERT INTO users (id, email, display_name, kind, password_hash, time_zone)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO users
+            (id, email, display_name, kind, password_hash, time_zone, owner_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         RETURNING {_COLUMNS}
         """,
         uuid.uuid4(),
@@ -67,6 +72,7 @@ async def insert(
         kind,
         password_hash,
         time_zone,
+        owner_id,
     )
     assert row is not None
     return _user(row)
@@ -88,3 +94,16 @@ async def set_password_hash(conn: Conn, user_id: uuid.UUID, password_hash: str) 
     await conn.execute(
         "UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash
     )
+
+
+async def bots_of(conn: Conn, owner_id: uuid.UUID) -> list[User]:
+    """The bots a person made, by name."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM users
+        WHERE owner_id = $1 AND kind = 'bot'
+        ORDER BY lower(display_name), id
+        """,
+        owner_id,
+    )
+    return [_user(r) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from server.web import api, auth, health, ws
+from server.web import api, api_tokens, auth, health, ws
 
 
 __all__ = ["routes"]
@@ -21,8 +21,13 @@ routes: list[BaseRoute] = [
     Route("/api/me", auth.me, methods=["GET"]),
     Route("/api/me/badges", api.my_badges, methods=["GET"]),
     Route("/api/me/waiting", api.waiting_messages, methods=["GET"]),
+    Route("/api/tokens", api_tokens.list_tokens, methods=["GET"]),
+    Route("/api/tokens", api_tokens.create_token, methods=["POST"]),
+    Route("/api/tokens/{token_id:uuid}", api_tokens.revoke_token, methods=["DELETE"]),
+    Route("/api/bots", api_tokens.list_bots, methods=["GET"]),
     Route("/api/companies", api.list_companies, methods=["GET"]),
     Route(_COMPANY + "/members", api.list_members, methods=["GET"]),
+    Route(_COMPANY + "/bots", api_tokens.create_bot, methods=["POST"]),
     Route(_COMPANY + "/messages", api.list_company_messages, methods=["GET"]),
     Route(_COMPANY + "/transactions", api.list_transactions, methods=["GET"]),
     Route(_COMPANY + "/transactions", api.upsert_transactions, methods=["POST"]),

@@ -6,6 +6,7 @@ these tests until it is classified here.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -37,6 +38,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "POST",
         "/api/companies/{company_id:uuid}/transactions/{transaction_id:uuid}/read",
     ): {"seq": 1},
+    ("POST", "/api/companies/{company_id:uuid}/bots"): {"name": "Probe bot"},
+    ("POST", "/api/tokens"): {"name": "probe", "scopes": ["read"]},
 }
 
 
@@ -61,9 +64,10 @@ def _body(method: str, path: str, world: World) -> dict[str, Any] | None:
 
 
 def _fill(path: str, company: uuid.UUID, txn: uuid.UUID) -> str:
-    return path.replace("{company_id:uuid}", str(company)).replace(
-        "{transaction_id:uuid}", str(txn)
-    )
+    path = path.replace("{company_id:uuid}", str(company))
+    path = path.replace("{transaction_id:uuid}", str(txn))
+    # Any other id (a token's, say) names nothing: it must not matter.
+    return re.sub(r"\{[a-z_]+:uuid\}", str(uuid.uuid4()), path)
 
 
 COMPANY_ROUTES = [r for r in _route_table() if "{company_id:uuid}" in r[1]]
