@@ -44,11 +44,16 @@ class RunningServer:
     """
 
     def __init__(
-        self, settings: Settings, db: Database, *, broker: Broker | None = None
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        broker: Broker | None = None,
+        port: int = 0,
     ) -> None:
         self.settings = settings
         self.app = create_app(settings, database=db, broker=broker)
-        config = server_config(self.app, settings, host="127.0.0.1", port=0)
+        config = server_config(self.app, settings, host="127.0.0.1", port=port)
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
 

@@ -237,7 +237,13 @@ class Hub:
 
         if recovery is None:
             connection.send(
-                frame("subscribed", id=request_id, channel=name, last_seq=head)
+                frame(
+                    "subscribed",
+                    id=request_id,
+                    channel=name,
+                    company_id=company_id,
+                    last_seq=head,
+                )
             )
             self._release(connection, subscription, head)
             return
@@ -248,6 +254,7 @@ class Hub:
                 "subscribed",
                 id=request_id,
                 channel=name,
+                company_id=company_id,
                 last_seq=head,
                 since=since,
                 recovered=recovery.complete,

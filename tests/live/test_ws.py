@@ -90,6 +90,7 @@ async def test_a_post_reaches_the_transaction_and_company_subscribers_once(
         "type": "subscribed",
         "id": f"s-{tx(world.txa['bill'])}",
         "channel": tx(world.txa["bill"]),
+        "company_id": str(world.a),
         "last_seq": 0,
     }
     assert carl.messages(tx(world.txa["bill"])) == [stored]
