@@ -8,11 +8,12 @@ import datetime as dt
 import getpass
 import logging
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from server.app import create_app, open_database, server_config
+from server.app import create_app, notification_policy, open_database, server_config
 from server.clock import SystemClock
 from server.core import accounts
 from server.core.principal import Scope
@@ -49,6 +50,61 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     uvicorn.Server(config).run()
     return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, for a clean stop of a loop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from server.mail.links import MailLinks
+    from server.mail.sender import sender_from_url
+    from server.mail.sender_smtp import SmtpSender
+    from server.mail.worker import MailWorker, WorkerTimings
+
+    try:
+        sender = sender_from_url(settings.smtp_url, settings.data_dir)
+    except ValueError as exc:
+        print(f"tickmark: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(sender, SmtpSender):
+        where = f"smtp {sender.config.host}:{sender.config.port}"
+        budget_secs = sender.config.send_timeout_secs
+    else:
+        where = f"the mailbox in {settings.data_dir / 'mailbox'}"
+        budget_secs = 60.0
+    timings = WorkerTimings(
+        poll_secs=settings.mail_poll_secs,
+        retry_base_secs=settings.mail_retry_base_secs,
+        retry_max_secs=settings.mail_retry_max_secs,
+        send_budget_secs=budget_secs,
+    )
+    links = MailLinks(
+        public_url=settings.public_url,
+        secret_key=settings.secret_key,
+        reply_domain=settings.reply_domain,
+    )
+
+    async def work(db: Database) -> int:
+        worker = MailWorker(
+            db,
+            SystemClock(),
+            sender,
+            notification_policy(settings),
+            links,
+            from_address=settings.mail_from_address,
+            timings=timings,
+        )
+        print(f"Tickmark mail worker sends to {where}", file=sys.stderr)
+        await worker.run(_stop_on_signals())
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -182,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate", help="bring the database schema up to date"
     )
     migrate.set_defaults(run=cmd_migrate)
+
+    worker = commands.add_parser(
+        "worker", help="send the email fallback to people who are away"
+    )
+    worker.set_defaults(run=cmd_worker)
 
     demo = commands.add_parser("demo", help="load a demo accounting firm")
     demo.set_defaults(run=cmd_demo)

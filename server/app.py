@@ -20,6 +20,7 @@ from server.broker.memory import MemoryBroker
 from server.broker.redis_pubsub import RedisBroker
 from server.clock import Clock, SystemClock
 from server.core.accounts import AccountPolicy
+from server.core.notifications import NotificationPolicy
 from server.core.services import Services
 from server.errors import NotFound, TickmarkError
 from server.live.events import LiveEvents
@@ -71,6 +72,13 @@ def policy_from(settings: Settings) -> AccountPolicy:
         failures_per_account=settings.sign_in_failures_per_account,
         failures_per_address=settings.sign_in_failures_per_address,
         failure_window_secs=settings.sign_in_window_secs,
+    )
+
+
+def notification_policy(settings: Settings) -> NotificationPolicy:
+    return NotificationPolicy(
+        default_delay_secs=settings.email_delay_secs,
+        max_emails_per_hour=settings.email_max_per_hour,
     )
 
 
@@ -201,6 +209,7 @@ def create_app(
             clock=clock or SystemClock(),
             events=LiveEvents(fanout),
             policy=policy_from(settings),
+            notifications=notification_policy(settings),
         )
         hub = Hub(services, fanout, live_limits(settings), node=uuid.uuid4().hex[:12])
         await hub.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +45,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+# A plain ASCII address, the only kind the mail composer accepts.
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9.-]+")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def _bounded_int(
+    env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int
+) -> int:
+    value = _int(env, name, default, minimum=minimum)
+    if value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -123,9 +138,34 @@ class Settings:
     # How long shutdown waits for connections and requests to finish.
     shutdown_grace_secs: float = 10.0
 
+    # How long an unread message waits before it is mailed, for people who
+    # have not chosen their own delay (Zulip's default of two minutes).
+    email_delay_secs: int = 120
+    # Most notification emails one person gets in an hour.
+    email_max_per_hour: int = 12
+    # The From address of notifications; "" means tickmark@<PUBLIC_URL host>.
+    mail_from: str = ""
+    # How often the mail worker looks for due messages.
+    mail_poll_secs: float = 2.0
+    # Backoff after a failed send: the first wait, doubling up to the last.
+    mail_retry_base_secs: float = 30.0
+    mail_retry_max_secs: float = 1800.0
+    # Domain whose mail reaches `tickmark reply-server`; None: no reply by
+    # email, and notifications carry no Reply-To.
+    reply_domain: str | None = None
+    # Where `tickmark reply-server` listens for SMTP.
+    reply_smtp_host: str = "127.0.0.1"
+    reply_smtp_port: int = 2525
+
     @property
     def public_origin(self) -> str:
         return _origin(self.public_url)
+
+    @property
+    def mail_from_address(self) -> str:
+        """The From address of notification emails."""
+        host = urlsplit(self.public_url).hostname or "localhost"
+        return self.mail_from or f"tickmark@{host}"
 
     @property
     def secure_cookies(self) -> bool:
@@ -160,6 +200,22 @@ class Settings:
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
         data_dir = Path(env.get("TICKMARK_DATA_DIR") or ".tickmark")
+        mail_from = env.get("MAIL_FROM", "")
+        if mail_from and not _ADDRESS.fullmatch(mail_from):
+            raise SettingsError(
+                f"MAIL_FROM must be a plain ASCII email address, got {mail_from!r}"
+            )
+        reply_domain = env.get("REPLY_DOMAIN") or None
+        if reply_domain is not None and not _DOMAIN.fullmatch(reply_domain):
+            raise SettingsError(
+                f"REPLY_DOMAIN must be a domain name, got {reply_domain!r}"
+            )
+        retry_base_secs = _float(env, "MAIL_RETRY_BASE_SECS", cls.mail_retry_base_secs)
+        retry_max_secs = _float(env, "MAIL_RETRY_MAX_SECS", cls.mail_retry_max_secs)
+        if retry_max_secs < retry_base_secs:
+            raise SettingsError(
+                "MAIL_RETRY_MAX_SECS must be at least MAIL_RETRY_BASE_SECS"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
@@ -228,6 +284,21 @@ class Settings:
             in ("1", "true", "yes"),
             presence_active_secs=_float(
                 env, "PRESENCE_ACTIVE_SECS", cls.presence_active_secs
+            ),
+            email_delay_secs=_bounded_int(
+                env, "EMAIL_DELAY_SECS", cls.email_delay_secs, 0, 3600
+            ),
+            email_max_per_hour=_int(
+                env, "EMAIL_MAX_PER_HOUR", cls.email_max_per_hour, minimum=1
+            ),
+            mail_from=mail_from,
+            mail_poll_secs=_float(env, "MAIL_POLL_SECS", cls.mail_poll_secs),
+            mail_retry_base_secs=retry_base_secs,
+            mail_retry_max_secs=retry_max_secs,
+            reply_domain=reply_domain,
+            reply_smtp_host=env.get("REPLY_SMTP_HOST") or cls.reply_smtp_host,
+            reply_smtp_port=_bounded_int(
+                env, "REPLY_SMTP_PORT", cls.reply_smtp_port, 0, 65535
             ),
         )
 

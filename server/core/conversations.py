@@ -8,7 +8,7 @@ import uuid
 
 import asyncpg
 
-from server.core import access
+from server.core import access, notifications
 from server.core.eligibility import TransactionType, check_takes_conversation
 from server.core.principal import Principal, Scope
 from server.core.services import Services
@@ -187,6 +187,9 @@ async def _post(
     )
     if not created:
         return _replay(message, transaction_id, body)
+    # In the message's own transaction: the intent to mail its recipients
+    # commits with it, or neither does.
+    await notifications.schedule(conn, message, services.notifications)
     return PostResult(message, created=True)
 
 

@@ -7,6 +7,7 @@ import dataclasses
 from server.clock import Clock
 from server.core.accounts import AccountPolicy
 from server.core.events import Events
+from server.core.notifications import NotificationPolicy
 from server.store.database import Database
 
 
@@ -19,3 +20,7 @@ class Services:
     clock: Clock
     events: Events
     policy: AccountPolicy
+    # When away recipients are mailed; the defaults when not given.
+    notifications: NotificationPolicy = dataclasses.field(
+        default_factory=NotificationPolicy
+    )

@@ -193,7 +193,8 @@ class TransactionGroup:
 class Notification:
     """Everything one notification email says, for one recipient.
 
-    Links (deep links and ``settings_url``) must be absolute URLs on the
+    Links (deep links, ``settings_url`` and ``unsubscribe_url``) must be
+    absolute URLs on the
     origin of ``public_url``, in printable ASCII (percent-encode the rest).
     """
 
@@ -207,11 +208,16 @@ class Notification:
     from_address: str
     # The Tickmark server as users reach it; every link must be on it.
     public_url: str
-    # Where the recipient changes their email settings. Also sent as
-    # List-Unsubscribe with One-Click (RFC 8058), so it must accept a POST
-    # of "List-Unsubscribe=One-Click" and act on it with no other input,
-    # which means it carries its own signed token.
+    # Where the recipient changes their email settings, linked from the
+    # body.
     settings_url: str
+    # Sent as List-Unsubscribe with One-Click (RFC 8058), so it must accept
+    # a POST of "List-Unsubscribe=One-Click" and act on it with no other
+    # input, which means it carries its own signed token. None sends
+    # settings_url instead, which must then do the same.
+    unsubscribe_url: str | None = None
+    # Where replies go (Reply-To), plain ASCII; None sets no Reply-To.
+    reply_to: str | None = None
     # Name shown with from_address.
     from_name: str = "Tickmark"
 
@@ -225,6 +231,10 @@ class Notification:
             )
         origin = _origin(self.public_url)
         _check_link(self.settings_url, origin, "settings_url")
+        if self.unsubscribe_url is not None:
+            _check_link(self.unsubscribe_url, origin, "unsubscribe_url")
+        if self.reply_to is not None:
+            _check_address(self.reply_to, "reply_to")
         for group in self.transactions:
             _check_link(group.link_url, origin, "link_url")
             for message in group.messages:
@@ -242,7 +252,8 @@ def compose_notification(
 
     The result is multipart/alternative, text then HTML, with From, To,
     Subject, Date, Message-ID, List-Unsubscribe(-Post), Auto-Submitted and
-    X-Auto-Response-Suppress set. Its policy writes CRLF line endings and
+    X-Auto-Response-Suppress set, and Reply-To when the notification has
+    one. Its policy writes CRLF line endings and
     7-bit content (quoted-printable bodies, RFC 2047 headers), so it can go
     to any SMTP server and be stored as an .eml file unchanged.
 
@@ -298,8 +309,11 @@ def compose_notification(
     message["Subject"] = subject
     message["Date"] = email.utils.format_datetime(sent_at.astimezone(dt.UTC))
     message["Message-ID"] = notification.message_id
+    if notification.reply_to is not None:
+        message["Reply-To"] = Address(addr_spec=notification.reply_to)
     # RFC 2369 section 3.2 and RFC 8058 section 3.1.
-    message["List-Unsubscribe"] = f"<{notification.settings_url}>"
+    unsubscribe_url = notification.unsubscribe_url or notification.settings_url
+    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # RFC 3834 section 5: no vacation replies to a machine's mail.
     message["Auto-Submitted"] = "auto-generated"
@@ -317,7 +331,10 @@ def compose_notification(
         del part["MIME-Version"]
         message.attach(part)
 
-    _verify_headers(message, recipient.email, subject)
+    expected = _EXPECTED_HEADERS
+    if notification.reply_to is not None:
+        expected = expected | {"reply-to"}
+    _verify_headers(message, recipient.email, subject, expected)
     return message
 
 
@@ -456,7 +473,12 @@ def _header_text(value: str, max_chars: int) -> str:
     return excerpt(unencoded, max_chars)
 
 
-def _verify_headers(message: EmailMessage, to: str, subject: str) -> None:
+def _verify_headers(
+    message: EmailMessage,
+    to: str,
+    subject: str,
+    expected: frozenset[str] = _EXPECTED_HEADERS,
+) -> None:
     """Check that ``message`` parses back to exactly the headers we set.
 
     The sanitizing above should make this impossible to fail; it is here
@@ -469,7 +491,7 @@ def _verify_headers(message: EmailMessage, to: str, subject: str) -> None:
     recipients = [] if to_header is None else [a.addr_spec for a in to_header.addresses]
     if (
         len(names) != len(set(names))
-        or set(names) != _EXPECTED_HEADERS
+        or set(names) != expected
         or recipients != [to]
         or str(parsed["Subject"]).split() != subject.split()
     ):
