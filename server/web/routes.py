@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from server.web import api, api_tokens, auth, health, ws
+from server.web import api, api_tokens, auth, health, user_settings, ws
 
 
 __all__ = ["routes"]
@@ -21,6 +21,10 @@ routes: list[BaseRoute] = [
     Route("/api/me", auth.me, methods=["GET"]),
     Route("/api/me/badges", api.my_badges, methods=["GET"]),
     Route("/api/me/waiting", api.waiting_messages, methods=["GET"]),
+    Route("/api/me/settings", user_settings.get_settings, methods=["GET"]),
+    Route("/api/me/settings", user_settings.put_settings, methods=["PUT"]),
+    Route("/unsubscribe/{token}", user_settings.unsubscribe_page, methods=["GET"]),
+    Route("/unsubscribe/{token}", user_settings.unsubscribe, methods=["POST"]),
     Route("/api/tokens", api_tokens.list_tokens, methods=["GET"]),
     Route("/api/tokens", api_tokens.create_token, methods=["POST"]),
     Route("/api/tokens/{token_id:uuid}", api_tokens.revoke_token, methods=["DELETE"]),
