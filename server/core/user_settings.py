@@ -36,11 +36,17 @@ logger = logging.getLogger(__name__)
 _FIELDS = frozenset(f.name for f in dataclasses.fields(UserSettings))
 
 
+# Files the zone folder may hold that are not zones a person lives in:
+# Debian links "localtime" to the machine's own zone, and "Factory" is the
+# tz database's placeholder for "zone not set".
+_NOT_ZONES = frozenset(("localtime", "Factory"))
+
+
 @functools.cache
 def _known_zones() -> frozenset[str]:
     # Read once: the list comes from the tz database on disk (or the
     # tzdata package), which does not change while we run.
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
 
 
 def check_time_zone(name: str | None) -> str | None:
@@ -48,7 +54,7 @@ def check_time_zone(name: str | None) -> str | None:
 
     Only names from the tz database's list are taken: ``zoneinfo`` alone
     would also load files such as "localtime" or "posixrules", which are
-    not zones a person chooses.
+    not zones a person chooses, and it reads the name as a path.
 
     Raises:
         InvalidInput: field ``time_zone``, for any other name.
