@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from server.web import api, api_tokens, auth, health, user_settings, ws
+from server.web.pages import page_routes
 
 
 __all__ = ["routes"]
@@ -40,4 +41,5 @@ routes: list[BaseRoute] = [
     Route(_TRANSACTION + "/messages", api.post_message, methods=["POST"]),
     Route(_TRANSACTION + "/read", api.mark_read, methods=["POST"]),
     WebSocketRoute("/ws", ws.websocket_endpoint),
+    *page_routes,
 ]
