@@ -107,6 +107,52 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_reply_server(settings: Settings, args: argparse.Namespace) -> int:
+    from server.app import open_broker, policy_from
+    from server.core.services import Services
+    from server.live.events import LiveEvents
+    from server.mail.reply_server import ReplyHandler, start_reply_server
+
+    domain = settings.reply_domain
+    if domain is None:
+        print(
+            "tickmark: set REPLY_DOMAIN to the domain whose mail comes here",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def work(db: Database) -> int:
+        # With Redis, open sessions see an emailed reply at once; with the
+        # in-process broker they see it when they next load the thread.
+        broker = open_broker(settings)
+        await broker.start()
+        try:
+            services = Services(
+                db,
+                SystemClock(),
+                LiveEvents(broker),
+                policy_from(settings),
+                notification_policy(settings),
+            )
+            handler = ReplyHandler(
+                services, secret_key=settings.secret_key, reply_domain=domain
+            )
+            host, port = settings.reply_smtp_host, settings.reply_smtp_port
+            server = await start_reply_server(handler, host, port)
+            print(
+                f"Tickmark takes replies to @{domain} over SMTP on {host}:{port}",
+                file=sys.stderr,
+            )
+            await _stop_on_signals().wait()
+            server.close()
+            await server.wait_closed()
+        finally:
+            await broker.close()
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         db = await open_database(settings)
@@ -243,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="send the email fallback to people who are away"
     )
     worker.set_defaults(run=cmd_worker)
+
+    reply = commands.add_parser(
+        "reply-server", help="take replies by email over SMTP (REPLY_DOMAIN)"
+    )
+    reply.set_defaults(run=cmd_reply_server)
 
     demo = commands.add_parser("demo", help="load a demo accounting firm")
     demo.set_defaults(run=cmd_demo)

@@ -33,7 +33,8 @@ class Principal:
     # 'person' or 'bot'.
     user_kind: str
     credential_id: uuid.UUID
-    # 'session' (cookie) or 'token' (bearer).
+    # 'session' (cookie), 'token' (bearer) or 'email' (a reply by email,
+    # authorized by its signed address; credential_id is then all zeros).
     credential_kind: str
     scopes: frozenset[str]
     # Companies the credential is limited to; None means all of the user's.
