@@ -51,3 +51,9 @@ async def test_demo_loads_a_firm_once_and_prints_how_to_sign_in(
         "conversations": 4,
         "messages": 8,
     }
+    async with db.connection() as conn:
+        delays = await conn.fetch("SELECT DISTINCT email_delay_secs FROM users")
+        # The demo's history is not mailed: it was posted before anyone ran.
+        outbox = await conn.fetchval("SELECT count(*) FROM mail_outbox")
+    assert [r["email_delay_secs"] for r in delays] == [10]
+    assert outbox == 0
