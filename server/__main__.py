@@ -66,6 +66,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from server.mail.sender import sender_from_url
     from server.mail.sender_smtp import SmtpSender
     from server.mail.worker import MailWorker, WorkerTimings
+    from server.webhooks.dispatcher import WebhookDispatcher
 
     try:
         sender = sender_from_url(settings.smtp_url, settings.data_dir)
@@ -100,8 +101,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             from_address=settings.mail_from_address,
             timings=timings,
         )
-        print(f"Tickmark mail worker sends to {where}", file=sys.stderr)
-        await worker.run(_stop_on_signals())
+        dispatcher = WebhookDispatcher(
+            db, SystemClock(), allow_private=settings.webhook_allow_private
+        )
+        print(f"Tickmark worker: mail to {where}, and webhooks", file=sys.stderr)
+        stop = _stop_on_signals()
+        try:
+            await asyncio.gather(worker.run(stop), dispatcher.run(stop))
+        finally:
+            await dispatcher.close()
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -286,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=cmd_migrate)
 
     worker = commands.add_parser(
-        "worker", help="send the email fallback to people who are away"
+        "worker", help="send email to people who are away, and webhooks"
     )
     worker.set_defaults(run=cmd_worker)
 

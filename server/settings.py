@@ -62,6 +62,15 @@ def _bounded_int(
     return value
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "false").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -133,6 +142,9 @@ class Settings:
     ws_compression: bool = False
     # A connection counts as attentive this long after a sign of activity.
     presence_active_secs: float = 60.0
+    # Let webhooks reach private and loopback addresses, and plain http:
+    # for receivers inside the operator's own network. Off: public https only.
+    webhook_allow_private: bool = False
     # How often open connections' credentials are re-read for expiry.
     ws_credential_check_secs: float = 30.0
     # How long shutdown waits for connections and requests to finish.
@@ -280,8 +292,8 @@ class Settings:
             ws_ping_timeout_secs=_float(
                 env, "WS_PING_TIMEOUT_SECS", cls.ws_ping_timeout_secs
             ),
-            ws_compression=env.get("WS_COMPRESSION", "false").lower()
-            in ("1", "true", "yes"),
+            ws_compression=_bool(env, "WS_COMPRESSION"),
+            webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE"),
             presence_active_secs=_float(
                 env, "PRESENCE_ACTIVE_SECS", cls.presence_active_secs
             ),

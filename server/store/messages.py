@@ -14,6 +14,7 @@ from server.store.database import Conn
 __all__ = [
     "Message",
     "Recipient",
+    "by_id",
     "by_idempotency_key",
     "company_head",
     "conversation_of",
@@ -118,6 +119,11 @@ async def conversation_of(
     )
     assert conversation_id is not None
     return conversation_id
+
+
+async def by_id(conn: Conn, message_id: uuid.UUID) -> Message | None:
+    row = await conn.fetchrow(_SELECT + " WHERE m.id = $1", message_id)
+    return None if row is None else _message(row)
 
 
 async def by_idempotency_key(

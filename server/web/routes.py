@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from server.web import api, api_tokens, auth, health, user_settings, ws
+from server.web import (
+    api,
+    api_tokens,
+    api_webhooks,
+    auth,
+    health,
+    user_settings,
+    ws,
+)
 from server.web.pages import page_routes
 
 
@@ -12,6 +20,7 @@ __all__ = ["routes"]
 
 _COMPANY = "/api/companies/{company_id:uuid}"
 _TRANSACTION = _COMPANY + "/transactions/{transaction_id:uuid}"
+_WEBHOOK = _COMPANY + "/webhooks/{webhook_id:uuid}"
 
 routes: list[BaseRoute] = [
     Route("/healthz", health.healthz, methods=["GET"]),
@@ -33,6 +42,10 @@ routes: list[BaseRoute] = [
     Route("/api/companies", api.list_companies, methods=["GET"]),
     Route(_COMPANY + "/members", api.list_members, methods=["GET"]),
     Route(_COMPANY + "/bots", api_tokens.create_bot, methods=["POST"]),
+    Route(_COMPANY + "/webhooks", api_webhooks.list_webhooks, methods=["GET"]),
+    Route(_COMPANY + "/webhooks", api_webhooks.create_webhook, methods=["POST"]),
+    Route(_WEBHOOK, api_webhooks.delete_webhook, methods=["DELETE"]),
+    Route(_WEBHOOK + "/deliveries", api_webhooks.list_deliveries, methods=["GET"]),
     Route(_COMPANY + "/messages", api.list_company_messages, methods=["GET"]),
     Route(_COMPANY + "/transactions", api.list_transactions, methods=["GET"]),
     Route(_COMPANY + "/transactions", api.upsert_transactions, methods=["POST"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -17,8 +18,26 @@ from server.web.routes import routes
 from tests.world import World, post
 
 
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/sign-in"),
+    # The one-click unsubscribe link carries its own signed token.
+    ("GET", "/unsubscribe/{token}"),
+    ("POST", "/unsubscribe/{token}"),
+}
 SIGN_IN = {("POST", "/api/auth/sign-in"), ("POST", "/api/auth/token")}
+# Pages for people: signed out, they send you to sign in and back.
+PAGES = {
+    ("GET", "/"),
+    ("GET", "/messages"),
+    ("GET", "/companies/{company_id}/transactions/{transaction_id}"),
+    ("GET", "/settings"),
+    ("GET", "/mailbox"),
+    ("GET", "/mailbox/{mail_id}"),
+}
+# Documents shown inside our pages' frames: signed out, simply not found.
+FRAMES = {("GET", "/mailbox/{mail_id}/html")}
 
 # A valid body for each write route, so that a refusal is about access,
 # never about the body.
@@ -40,6 +59,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ): {"seq": 1},
     ("POST", "/api/companies/{company_id:uuid}/bots"): {"name": "Probe bot"},
     ("POST", "/api/tokens"): {"name": "probe", "scopes": ["read"]},
+    ("POST", "/api/companies/{company_id:uuid}/webhooks"): {
+        "url": "https://hooks.example.com/probe"
+    },
 }
 
 
@@ -64,20 +86,48 @@ def _body(method: str, path: str, world: World) -> dict[str, Any] | None:
 
 
 def _fill(path: str, company: uuid.UUID, txn: uuid.UUID) -> str:
-    path = path.replace("{company_id:uuid}", str(company))
-    path = path.replace("{transaction_id:uuid}", str(txn))
-    # Any other id (a token's, say) names nothing: it must not matter.
-    return re.sub(r"\{[a-z_]+:uuid\}", str(uuid.uuid4()), path)
+    path = re.sub(r"\{company_id(:uuid)?\}", str(company), path)
+    path = re.sub(r"\{transaction_id(:uuid)?\}", str(txn), path)
+    # Any other id (a token's, a mail's) names nothing: it must not matter.
+    return re.sub(r"\{[a-z_]+(:uuid)?\}", uuid.uuid4().hex, path)
 
 
 COMPANY_ROUTES = [r for r in _route_table() if "{company_id:uuid}" in r[1]]
-PRIVATE_ROUTES = [r for r in _route_table() if r not in PUBLIC | SIGN_IN]
+# Everything else under /api needs credentials.
+PRIVATE_ROUTES = [
+    r for r in _route_table() if r[1].startswith("/api/") and r not in SIGN_IN
+]
 
 
 def test_every_route_is_classified() -> None:
-    known = PUBLIC | SIGN_IN | set(PRIVATE_ROUTES)
-    assert set(_route_table()) == known
+    unclassified = {
+        r for r in _route_table() if r not in PUBLIC | SIGN_IN | PAGES | FRAMES
+    } - set(PRIVATE_ROUTES)
+    assert unclassified == set()
+    assert set(_route_table()) >= PUBLIC | SIGN_IN | PAGES | FRAMES
     assert COMPANY_ROUTES, "the table has company routes"
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(FRAMES))
+async def test_framed_documents_are_not_found_when_signed_out(
+    world: World, method: str, path: str
+) -> None:
+    async with world.client() as anonymous:
+        response = await anonymous.request(method, _fill(path, world.a, world.a))
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(PAGES))
+async def test_pages_send_signed_out_visitors_to_sign_in_and_back(
+    world: World, method: str, path: str
+) -> None:
+    url = _fill(path, world.a, world.txa["bill"])
+    async with world.client() as anonymous:
+        response = await anonymous.request(method, url + "?tab=messages")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/sign-in?next=" + quote(
+        url + "?tab=messages", safe=""
+    )
 
 
 @pytest.mark.parametrize(("method", "path"), PRIVATE_ROUTES)
