@@ -248,6 +248,9 @@ async def _apply_rule(
     if not recipient.email_notifications:
         await outbox.skip(conn, user_id, everything, SkipReason.EMAIL_OFF)
         return [], SkipReason.EMAIL_OFF
+    # Known limitation: attention is judged now, not over the window, since
+    # presence rows keep no history. Someone who was in the app meanwhile
+    # but has left is mailed, which errs toward telling them.
     if await presence.users_active(conn, [user_id], now):
         # Paying attention right now: the live badge has told them.
         await outbox.skip(conn, user_id, everything, SkipReason.ATTENTIVE)

@@ -11,6 +11,9 @@ that they neither post nor bounce back and forth.
 Every reply is posted through :func:`server.core.email_replies.post_reply`
 with an idempotency key made from its Message-ID, so an MTA that delivers
 it twice makes one post.
+
+Known limitation: there is no rate limit here; the MTA in front of this
+server is where a flood of replies is slowed down.
 """
 
 from __future__ import annotations

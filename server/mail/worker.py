@@ -153,12 +153,15 @@ class MailWorker:
         # When the last prune ran, on the clock's monotonic scale; None
         # until the first pass prunes.
         self._pruned_at: float | None = None
+        # Set while run() runs; once it is set, a pass sends no new batch.
+        self._stop: asyncio.Event | None = None
 
     # Running
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Make passes until ``stop`` is set; the pass under way finishes."""
+        """Make passes until ``stop`` is set; emails under way finish first."""
         logger.info("mail worker started")
+        self._stop = stop
         failures = 0
         while not stop.is_set():
             try:
@@ -223,9 +226,12 @@ class MailWorker:
 
     async def _send_ready(self) -> int:
         handled = 0
-        while handled < PASS_LIMIT and await self._send_one():
+        while handled < PASS_LIMIT and not self._stopping() and await self._send_one():
             handled += 1
         return handled
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     async def _send_one(self) -> bool:
         """Send the next ready batch; False when there is none."""
