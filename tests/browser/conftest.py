@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import (
@@ -66,11 +67,19 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def site(db: Database, site_dir: Path) -> AsyncIterator[str]:
+def site_overrides() -> dict[str, Any]:
+    """Settings of the module's server; a test module may override this."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+async def site(
+    db: Database, site_dir: Path, site_overrides: dict[str, Any]
+) -> AsyncIterator[str]:
     """A server on a known loopback port whose PUBLIC_URL is that address."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = make_settings(public_url=url, data_dir=site_dir)
+    settings = make_settings(public_url=url, data_dir=site_dir, **site_overrides)
     async with RunningServer(settings, db, port=port) as served:
         assert served == url
         yield url
