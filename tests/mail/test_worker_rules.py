@@ -372,3 +372,40 @@ async def test_permanent_refusal_marks_the_email_failed(
     assert batch["attempts"] == 1
     assert batch["last_error"] == "recipient refused: 5.1.1 No such user"
     assert "email refused" in [r.getMessage() for r in caplog.records]
+
+
+class CrashingFor:
+    """A sender with a bug that shows for one recipient only."""
+
+    def __init__(self, address: str, then: MailSender) -> None:
+        self.address = address
+        self.then = then
+
+    async def send(self, message: EmailMessage) -> None:
+        if self.address in str(message["To"]):
+            raise RuntimeError("sender bug")
+        await self.then.send(message)
+
+
+async def test_a_crash_on_one_email_is_logged_and_the_others_still_go(
+    db: Database,
+    world: World,
+    mailbox: MailboxSender,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig(db, world, NotificationPolicy(default_delay_secs=0))
+    await rig.post(world.ana, "For both", [world.carl, world.cora])
+
+    await rig.worker(CrashingFor(world.carl.email, mailbox)).run_once()
+
+    assert [m.to for m in await mailbox.list_mails()] == [
+        "Cora Lind <cora.lind@example.test>"
+    ]
+    states = sorted((b["state"], b["attempts"]) for b in await rig.batches())
+    assert states == [("ready", 1), ("sent", 1)]
+    crash = [r for r in caplog.records if r.getMessage() == "email send crashed"]
+    assert len(crash) == 1
+    assert crash[0].exc_info is not None
+    assert "internal error: RuntimeError" in [
+        b["last_error"] for b in await rig.batches()
+    ]
