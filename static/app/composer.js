@@ -90,8 +90,13 @@ export class Composer {
         this.toggle.focus();
       }
     });
+    const recipients = byId("recipients");
     document.addEventListener("click", (event) => {
-      if (!this.panel.hidden && !byId("recipients").contains(event.target)) this.#open(false);
+      if (!this.panel.hidden && !recipients.contains(event.target)) this.#open(false);
+    });
+    // Tabbing out of the list closes it, as clicking elsewhere does.
+    recipients.addEventListener("focusout", (event) => {
+      if (!this.panel.hidden && !recipients.contains(event.relatedTarget)) this.#open(false);
     });
     this.textarea.addEventListener("input", () => {
       this.key = null;

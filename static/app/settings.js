@@ -19,6 +19,7 @@ try {
 
 function minutes(secs) {
   if (secs === 0) return "Right away";
+  if (secs < 60) return secs === 1 ? "1 second" : `${secs} seconds`;
   if (secs % 3600 === 0) return secs === 3600 ? "1 hour" : `${secs / 3600} hours`;
   const mins = Math.round(secs / 60);
   return mins === 1 ? "1 minute" : `${mins} minutes`;
@@ -47,6 +48,7 @@ function show(settings) {
   zone.value = settings.time_zone ?? "";
 
   status.textContent = "";
+  status.hidden = true;
   form.hidden = false;
 }
 
@@ -66,6 +68,7 @@ form.addEventListener("submit", async (event) => {
     });
     show(settings);
     status.textContent = "Saved.";
+    status.hidden = false;
   } catch (failure) {
     error.textContent = failure.message;
     error.hidden = false;
