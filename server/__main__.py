@@ -43,11 +43,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    config = server_config(create_app(settings), settings, host=host, port=port)
+    # With the embedded database nobody runs a separate worker: do its work
+    # here, so emails reach the local mailbox.
+    run_worker = args.worker or settings.database_url is None
+    app = create_app(settings, run_worker=run_worker)
+    config = server_config(app, settings, host=host, port=port)
     print(
         f"Tickmark listens on {host}:{port}; users reach it at {settings.public_url}/",
         file=sys.stderr,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    # to die by it; exiting normally instead lets atexit handlers run, which
+    # is what stops the embedded PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.Server(config).run()
     return 0
 
@@ -62,54 +70,19 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from server.mail.links import MailLinks
-    from server.mail.sender import sender_from_url
-    from server.mail.sender_smtp import SmtpSender
-    from server.mail.worker import MailWorker, WorkerTimings
-    from server.webhooks.dispatcher import WebhookDispatcher
-
-    try:
-        sender = sender_from_url(settings.smtp_url, settings.data_dir)
-    except ValueError as exc:
-        print(f"tickmark: {exc}", file=sys.stderr)
-        return 2
-    if isinstance(sender, SmtpSender):
-        where = f"smtp {sender.config.host}:{sender.config.port}"
-        budget_secs = sender.config.send_timeout_secs
-    else:
-        where = f"the mailbox in {settings.data_dir / 'mailbox'}"
-        budget_secs = 60.0
-    timings = WorkerTimings(
-        poll_secs=settings.mail_poll_secs,
-        retry_base_secs=settings.mail_retry_base_secs,
-        retry_max_secs=settings.mail_retry_max_secs,
-        send_budget_secs=budget_secs,
-    )
-    links = MailLinks(
-        public_url=settings.public_url,
-        secret_key=settings.secret_key,
-        reply_domain=settings.reply_domain,
-    )
+    from server.worker import build_worker
 
     async def work(db: Database) -> int:
-        worker = MailWorker(
-            db,
-            SystemClock(),
-            sender,
-            notification_policy(settings),
-            links,
-            from_address=settings.mail_from_address,
-            timings=timings,
-        )
-        dispatcher = WebhookDispatcher(
-            db, SystemClock(), allow_private=settings.webhook_allow_private
-        )
-        print(f"Tickmark worker: mail to {where}, and webhooks", file=sys.stderr)
-        stop = _stop_on_signals()
         try:
-            await asyncio.gather(worker.run(stop), dispatcher.run(stop))
-        finally:
-            await dispatcher.close()
+            worker = build_worker(settings, db, SystemClock())
+        except ValueError as exc:
+            print(f"tickmark: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"Tickmark worker: mail to {worker.mail_destination}, and webhooks",
+            file=sys.stderr,
+        )
+        await worker.run(_stop_on_signals())
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -286,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web server")
     serve.add_argument("--host", help="address to listen on (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
+    serve.add_argument(
+        "--worker",
+        action="store_true",
+        help="also send email and webhooks (always on with the embedded database)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     migrate = commands.add_parser(

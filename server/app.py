@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -11,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn import Config
 
@@ -49,6 +50,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        # Answers carry private data and must not be kept by caches; the
+        # static files are the same for everyone and are revalidated instead
+        # (StaticFiles answers 304 when they have not changed).
+        static = scope["path"].startswith("/static/")
+        cache = b"no-cache" if static else b"no-store"
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
@@ -57,7 +64,7 @@ class SecurityHeaders:
                         (b"x-content-type-options", b"nosniff"),
                         (b"referrer-policy", b"no-referrer"),
                         (b"x-frame-options", b"DENY"),
-                        (b"cache-control", b"no-store"),
+                        (b"cache-control", cache),
                     ]
                 )
             await send(message)
@@ -114,9 +121,23 @@ async def _tickmark_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+_PAGE_NOT_FOUND = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not found - Tickmark</title>
+<link rel="stylesheet" href="/static/tickmark.css"></head>
+<body><main class="notice"><h1>Page not found</h1>
+<p>There is no page at this address. <a href="/">Go to Home</a>.</p>
+</main></body></html>
+"""
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
+        if not request.url.path.startswith("/api/") and "text/html" in (
+            request.headers.get("accept", "")
+        ):
+            # A person mistyped an address: a page, not JSON.
+            return HTMLResponse(_PAGE_NOT_FOUND, status_code=404)
         return error_response(NotFound())
     return JSON(
         {"error": {"code": "http_error", "message": exc.detail}},
@@ -185,6 +206,7 @@ def create_app(
     database: Database | None = None,
     clock: Clock | None = None,
     broker: Broker | None = None,
+    run_worker: bool = False,
 ) -> Starlette:
     """Build the application.
 
@@ -195,6 +217,8 @@ def create_app(
         clock: the time source; the system clock by default.
         broker: a started broker to use instead of one from settings; the
             caller keeps ownership and closes it.
+        run_worker: also send email and webhooks from this process (for
+            running everything in one, as ``make run`` does).
 
     """
 
@@ -216,6 +240,17 @@ def create_app(
         app.state.services = services
         app.state.broker = fanout
         app.state.hub = hub
+        stop_worker = asyncio.Event()
+        worker_task = None
+        if run_worker:
+            from server.worker import build_worker
+
+            worker = build_worker(settings, db, services.clock)
+            worker_task = asyncio.create_task(worker.run(stop_worker), name="worker")
+            logger.info(
+                "sending email and webhooks from this process",
+                extra={"mail_to": worker.mail_destination},
+            )
         logger.info(
             "tickmark ready",
             extra={"public_url": settings.public_url, "broker": type(fanout).__name__},
@@ -223,6 +258,9 @@ def create_app(
         try:
             yield
         finally:
+            stop_worker.set()
+            if worker_task is not None:
+                await worker_task
             await hub.close()
             if broker is None:
                 await fanout.close()

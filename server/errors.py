@@ -152,6 +152,10 @@ class RateLimited(TickmarkError):
         super().__init__(message)
         self.retry_after_secs = max(1, retry_after_secs)
 
+    def to_json(self) -> dict[str, Any]:
+        # Also in the body: a WebSocket error frame has no headers.
+        return super().to_json() | {"retry_after_secs": self.retry_after_secs}
+
 
 class Unavailable(TickmarkError):
     """A service Tickmark depends on is down; the client may retry."""
@@ -162,3 +166,6 @@ class Unavailable(TickmarkError):
     def __init__(self, message: str, *, retry_after_secs: int = 5) -> None:
         super().__init__(message)
         self.retry_after_secs = retry_after_secs
+
+    def to_json(self) -> dict[str, Any]:
+        return super().to_json() | {"retry_after_secs": self.retry_after_secs}

@@ -262,8 +262,18 @@ class Settings:
             max_request_bytes=_int(
                 env, "MAX_REQUEST_BYTES", cls.max_request_bytes, minimum=1024
             ),
+            # Below 64 KiB, a largest body escaped as JSON might not fit.
             ws_max_frame_bytes=_int(
-                env, "WS_MAX_FRAME_BYTES", cls.ws_max_frame_bytes, minimum=32 * 1024
+                env, "WS_MAX_FRAME_BYTES", cls.ws_max_frame_bytes, minimum=64 * 1024
+            ),
+            ws_auth_timeout_secs=_float(
+                env, "WS_AUTH_TIMEOUT_SECS", cls.ws_auth_timeout_secs
+            ),
+            ws_credential_check_secs=_float(
+                env, "WS_CREDENTIAL_CHECK_SECS", cls.ws_credential_check_secs
+            ),
+            shutdown_grace_secs=_float(
+                env, "SHUTDOWN_GRACE_SECS", cls.shutdown_grace_secs
             ),
             ws_max_subscriptions=_int(
                 env, "WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions, minimum=1

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Coroutine
@@ -21,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
-from server.core import conversations, subscriptions
+from server.core import access, conversations, subscriptions
 from server.core.channels import ChannelKind, parse_channel
-from server.core.principal import Principal
+from server.core.principal import Principal, Scope
 from server.core.services import Services
 from server.errors import InvalidInput, RateLimited, TickmarkError
 from server.live.limits import LiveLimits, TokenBucket
@@ -106,6 +107,10 @@ class Connection:
         # Frames refused for rate in a row.
         self._strikes = 0
         self._last_typing: dict[uuid.UUID, float] = {}
+        # False until the welcome frame is queued; badge news before then
+        # only marks ``badges_due``, and is acted on right after it.
+        self.is_welcomed = False
+        self.badges_due = False
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -204,9 +209,18 @@ class Connection:
         writer = asyncio.get_running_loop().create_task(self._write())
         try:
             # Attached first, so that no badge change falls between the
-            # snapshot in the welcome and the live updates after it.
+            # snapshot in the welcome and the live updates after it; badge
+            # news that comes before the welcome is sent waits for it (see
+            # ``welcomed``), so an older snapshot never follows a newer one.
             await self.hub.attach(self)
-            self.send(await self._welcome())
+            try:
+                welcome = await self._welcome()
+            except TickmarkError:
+                logger.warning("welcome failed", extra={"connection_id": str(self.id)})
+                self.close(CloseCode.TRY_AGAIN_LATER, "try again later")
+            else:
+                self.send(welcome)
+                self.hub.welcomed(self)
             await self._read()
         finally:
             self.hub.detach(self)
@@ -248,14 +262,6 @@ class Connection:
                 return
             if self._closing is not None:
                 continue  # closing: nothing more is acted on
-            text = event.get("text")
-            if text is None:
-                self.send(
-                    error_frame(
-                        InvalidInput("Frames are JSON text, not binary.", field="type")
-                    )
-                )
-                continue
             if not self._bucket.take(clock.monotonic()):
                 self._strikes += 1
                 if self._strikes >= self.limits.rate_strikes:
@@ -271,12 +277,26 @@ class Connection:
                 )
                 continue
             self._strikes = 0
+            text = event.get("text")
+            if text is None:
+                self.send(
+                    error_frame(
+                        InvalidInput("Frames are JSON text, not binary.", field="type")
+                    )
+                )
+                continue
             await self._handle(text)
 
     async def _handle(self, text: str) -> None:
         request_id = None
         try:
-            parsed = parse_client_frame(text)
+            try:
+                parsed = parse_client_frame(text)
+            except InvalidInput:
+                # Answer with the frame's id if it has a usable one, so the
+                # client can match the refusal to its request.
+                request_id = _request_id_of(text)
+                raise
             request_id = getattr(parsed, "id", None)
             await self._dispatch(parsed)
         except TickmarkError as error:
@@ -374,6 +394,7 @@ class Connection:
         self.send(frame("ack", id=parsed.id, last_read_seq=marker))
 
     async def _typing(self, parsed: TypingFrame) -> None:
+        access.require_scope(self.principal, Scope.POST)
         name = f"transaction:{parsed.transaction_id}"
         if name not in self.subscriptions:
             raise InvalidInput(
@@ -387,3 +408,13 @@ class Connection:
         self._last_typing[parsed.transaction_id] = now
         self._active()
         await self.hub.typing(self, parsed.transaction_id)
+
+
+def _request_id_of(text: str) -> str | None:
+    """The ``id`` of a frame that failed validation, when it is a string."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -21,6 +22,7 @@ from server.broker import Broker, News
 from server.core import subscriptions
 from server.core.channels import Channel, ChannelKind
 from server.core.companies import Badges, badges_for, visible_badges
+from server.core.principal import Scope
 from server.core.services import Services
 from server.errors import Forbidden, InvalidInput, NotFound
 from server.live._coalesce import Coalescer
@@ -151,6 +153,13 @@ class Hub:
                 self.broker.unsubscribe(Channel.user(user_id).name, self._on_news)
         self.presence.untrack(connection)
 
+    def welcomed(self, connection: Connection) -> None:
+        """The welcome is queued: badge news held for it may now be sent."""
+        connection.is_welcomed = True
+        if connection.badges_due:
+            connection.badges_due = False
+            self._badges.request(connection.user_id)
+
     def presence_changed(self, connection: Connection) -> None:
         self.presence.changed(connection)
 
@@ -234,6 +243,16 @@ class Hub:
                 head = recovery.head
         if connection.subscriptions.get(name) is not subscription:
             return  # unsubscribed or replaced while we read
+        if since is not None and since > head:
+            # The client holds a position this channel never reached (a
+            # restored database, another server's numbers): nothing it has
+            # can be trusted to line up with ours.
+            self._drop(connection, name)
+            raise InvalidInput(
+                f"since ({since}) is past the newest message ({head}); load the "
+                "history again and subscribe without it.",
+                field="since",
+            )
 
         if recovery is None:
             connection.send(
@@ -333,9 +352,12 @@ class Hub:
                 # Held news is ahead of what PostgreSQL shows yet; give the
                 # commit that produced it a moment to become visible.
                 await asyncio.sleep(0.05)
+        # Held news stays ahead of what PostgreSQL shows: give up on filling
+        # the gap here, tell the client to page it, and go on from the news.
         logger.warning("recovery did not converge", extra={"channel": name})
-        head = subscription.position
-        connection.send(frame("resync", channel=name, after=head, last_seq=head))
+        start = subscription.position
+        reached = subscription.reset()
+        connection.send(frame("resync", channel=name, after=start, last_seq=reached))
 
     # --- news from the broker ------------------------------------------------------
 
@@ -365,8 +387,13 @@ class Hub:
             self._access.request(user_id)
         else:
             text = news.frame.decode()
+            # A read marker names its company: a token limited to other
+            # companies must not learn of it.
+            company = json.loads(text).get("company_id")
             for connection in list(self._by_user.get(user_id, ())):
-                connection.send(text)
+                principal = connection.principal
+                if company is None or principal.reaches(uuid.UUID(company)):
+                    connection.send(text)
 
     def _resync(self) -> None:
         """The broker may have lost news: every subscription reads again."""
@@ -390,6 +417,8 @@ class Hub:
 
     async def badges_of(self, connection: Connection) -> Badges:
         """The connection's badges now, as its credential may see them."""
+        if not connection.principal.may(Scope.READ):
+            return Badges(0, {})
         async with self.services.db.connection() as conn:
             found = await badges_for(conn, [connection.user_id])
         return visible_badges(connection.principal, found[connection.user_id])
@@ -402,6 +431,11 @@ class Hub:
             found = await badges_for(conn, wanted)
         for user_id, badges in found.items():
             for connection in list(self._by_user.get(user_id, ())):
+                if not connection.principal.may(Scope.READ):
+                    continue
+                if not connection.is_welcomed:
+                    connection.badges_due = True
+                    continue
                 snapshot = visible_badges(connection.principal, badges)
                 connection.send(frame("badges", **badges_json(snapshot)))
 

@@ -116,6 +116,20 @@ class Subscription:
         self.position = position
         return True
 
+    def reset(self) -> int:
+        """Give up on a gap: go live from the newest held news, dropping it.
+
+        Returns:
+            The new position; the client must page up to it itself.
+
+        """
+        if self._held:
+            self.position = max(self.position, max(self._held))
+        self._held.clear()
+        self._again = False
+        self.state = State.LIVE
+        return self.position
+
     def caught_up(self, position: int) -> tuple[list[str], bool]:
         """PostgreSQL was read up to ``position``; release what is due.
 

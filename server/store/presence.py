@@ -35,7 +35,10 @@ class PresenceRow:
 async def upsert(
     conn: Conn, node: str, rows: list[PresenceRow], now: dt.datetime
 ) -> None:
-    """Write the state of these connections, in one statement."""
+    """Write the state of these connections, in one statement.
+
+    Rows of users who no longer exist are skipped.
+    """
     if not rows:
         return
     await conn.execute(
@@ -47,6 +50,9 @@ async def upsert(
         FROM unnest(
             $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[], $7::text[]
         ) AS r(connection_id, user_id, connected_at, active_until, viewing)
+        -- A user deleted while connected is skipped, not allowed to fail
+        -- the whole batch: their connection is about to be closed anyway.
+        WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id)
         ON CONFLICT (connection_id) DO UPDATE SET
             active_until = excluded.active_until,
             seen_at = excluded.seen_at,

@@ -16,18 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from server.core import accounts
 from server.core.principal import Principal
 from server.core.services import Services
-from server.errors import (
-    Forbidden,
-    InvalidInput,
-    TickmarkError,
-    Unauthenticated,
-    Unavailable,
-)
+from server.errors import Forbidden, TickmarkError, Unauthenticated, Unavailable
 from server.live.connection import Connection
 from server.live.hub import Hub
 from server.live.protocol import AuthFrame, CloseCode, error_frame, parse_client_frame
@@ -83,23 +77,30 @@ async def _first_frame_principal(
 ) -> Principal | None:
     """Wait for an ``auth`` frame; closes the socket and returns None if none."""
     try:
-        text = await asyncio.wait_for(websocket.receive_text(), timeout_secs)
+        event = await asyncio.wait_for(websocket.receive(), timeout_secs)
     except TimeoutError:
         await websocket.close(
             CloseCode.AUTH_TIMEOUT, "authenticate within the deadline"
         )
         return None
-    except (WebSocketDisconnect, RuntimeError, KeyError):
-        # Gone, or sent binary: either way there is no auth frame.
+    if event["type"] == "websocket.disconnect":
         return None
     try:
+        text = event.get("text")
+        if text is None:
+            raise Unauthenticated("Send an auth frame, as JSON text, first.")
         parsed = parse_client_frame(text)
         if not isinstance(parsed, AuthFrame):
             raise Unauthenticated("Send an auth frame first.")
         return await accounts.authenticate(
             services.db, parsed.token, policy=services.policy, clock=services.clock
         )
-    except (Unauthenticated, InvalidInput) as error:
+    except Unavailable as error:
+        # Our database, not the client, is the trouble: come back later.
+        await websocket.send_text(error_frame(error))
+        await websocket.close(CloseCode.TRY_AGAIN_LATER, "try again later")
+        return None
+    except TickmarkError as error:
         await websocket.send_text(error_frame(error))
         await websocket.close(CloseCode.UNAUTHENTICATED, "authentication failed")
         return None

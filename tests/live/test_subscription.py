@@ -107,3 +107,12 @@ def test_held_news_is_bounded() -> None:
 def test_max_held_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_held"):
         Subscription(Channel.transaction(uuid.uuid4()), None, max_held=0)
+
+
+def test_giving_up_on_a_gap_goes_live_from_the_newest_held_news() -> None:
+    subscription = _live(3)
+    subscription.offer(9, "m9")
+    subscription.offer(10, "m10")
+    assert subscription.reset() == 10
+    assert _state(subscription) is State.LIVE
+    assert subscription.offer(11, "m11") is Verdict.DELIVER

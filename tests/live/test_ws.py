@@ -828,3 +828,82 @@ async def test_a_bot_token_without_a_grant_for_the_company_is_refused(
         "total": 0,
         "companies": [{"company_id": str(world.c), "unread": 0}],
     }
+
+
+async def test_a_refused_frame_is_answered_with_its_own_id(
+    world: World, serve: Start
+) -> None:
+    url = await serve()
+    client = await WsClient.open(url, token=world.ana.token)
+    try:
+        answer = await client.request(
+            {
+                "type": "post",
+                "id": "p9",
+                "transaction_id": str(world.txa["bill"]),
+                "body": "hello",
+                "recipients": "everyone",
+                "idempotency_key": "k",
+            }
+        )
+    finally:
+        await client.close()
+    assert answer["type"] == "error"
+    assert answer["id"] == "p9"
+    assert answer["field"] == "recipients"
+
+
+async def test_a_position_past_the_newest_message_is_refused(
+    world: World, serve: Start
+) -> None:
+    url = await serve()
+    async with world.client(world.ana, base_url=url) as ana:
+        await post(ana, world, world.a, world.txa["bill"], "m1", [world.carl])
+    carl = await WsClient.open(url, token=world.carl.token)
+    try:
+        answer = await _subscribe(carl, tx(world.txa["bill"]), since=5)
+        again = await carl.request(
+            {
+                "type": "subscribe",
+                "id": "again",
+                "channel": tx(world.txa["bill"]),
+                "since": 1,
+            }
+        )
+    finally:
+        await carl.close()
+    assert answer["type"] == "error"
+    assert answer["field"] == "since"
+    assert answer["message"] == (
+        "since (5) is past the newest message (1); load the history again and "
+        "subscribe without it."
+    )
+    assert again["type"] == "subscribed"
+
+
+async def test_a_binary_or_garbled_first_frame_is_refused_with_4401(
+    world: World, serve: Start
+) -> None:
+    url = await serve()
+    codes = []
+    for first in (b"\x00\x01", "{not json", '{"type": "ping"}'):
+        client = await WsClient.open(url)
+        await client.connection.send(first)
+        codes.append(await client.wait_closed())
+        await client.close()
+    assert codes == [4401, 4401, 4401]
+
+
+async def test_rate_limit_errors_say_when_to_try_again(
+    world: World, serve: Start
+) -> None:
+    url = await serve(ws_frames_per_sec=2)
+    client = await WsClient.open(url, token=world.carl.token)
+    try:
+        await client.wait_type("welcome")
+        for i in range(8):
+            await client.connection.send(b"binary frames count too" if i % 2 else "{}")
+        error = await client.wait_type("error", code="rate_limited")
+    finally:
+        await client.close()
+    assert error["retry_after_secs"] == 1
