@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check unit install
+.PHONY: run test check unit install chromium
 
 # Install, load the demo firm, and serve it on http://127.0.0.1:8000/
 run: $(VENV)/.installed
@@ -11,9 +11,19 @@ run: $(VENV)/.installed
 	$(BIN)/tickmark serve
 
 # Install, then run every check and every test.
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(MAKE) check
 	$(BIN)/pytest
+
+# The browser tests drive Debian's Chromium (Playwright's own browser
+# downloads need the internet). Installed here when we may; otherwise the
+# browser tests fail and say how to install it.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null \
+		&& [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
 
 # Formatting, lint and types, without the tests.
 check: $(VENV)/.installed
