@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from server.codec import dumps_text
-from server.errors import BadRequest, InvalidInput, TickmarkError
+from server.errors import InvalidInput, TickmarkError
+from server.validation import refusal
 
 
 __all__ = [
@@ -139,23 +140,13 @@ def parse_client_frame(text: str) -> ClientFrame:
         return _client_frame.validate_json(text)
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            raise BadRequest(
-                "The frame is not valid JSON.", code="malformed_json"
-            ) from None
         if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
             raise InvalidInput(
                 "Unknown frame type; see docs/protocol.md.", field="type"
             ) from None
-        # The first location part is the frame type the union picked.
-        field = ".".join(str(p) for p in first["loc"][1:]) or "type"
-        if first["type"] == "missing":
-            message = "This field is required."
-        elif first["type"] == "extra_forbidden":
-            message = "This field is not known."
-        else:
-            message = first["msg"] + "."
-        raise InvalidInput(message, field=field) from None
+        # The first part of an error's location is the frame type the
+        # union picked, not a field.
+        raise refusal(exc, what="The frame", skip_loc=1, whole="type") from None
 
 
 def frame(kind: str, **fields: Any) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import pydantic
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from server.codec import dumps
+from server.core.services import Services
 from server.errors import (
-    BadRequest,
     InvalidInput,
     PayloadTooLarge,
     RateLimited,
@@ -18,6 +18,8 @@ from server.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from server.settings import Settings
+from server.validation import refusal
 
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "error_response",
     "int_param",
     "read_model",
+    "services_of",
+    "settings_of",
 ]
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
@@ -64,10 +68,6 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
-
-
 async def read_model(request: Request, model: type[Model], *, max_bytes: int) -> Model:
     """Read the request body as JSON into ``model``.
 
@@ -87,19 +87,18 @@ async def read_model(request: Request, model: type[Model], *, max_bytes: int) ->
     try:
         return model.model_validate_json(raw)
     except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            raise BadRequest(
-                "The request body is not valid JSON.", code="malformed_json"
-            ) from None
-        field = _field(first["loc"])
-        if first["type"] == "missing":
-            message = "This field is required."
-        elif first["type"] == "extra_forbidden":
-            message = "This field is not known."
-        else:
-            message = first["msg"] + "."
-        raise InvalidInput(message, field=field) from None
+        raise refusal(exc, what="The request body") from None
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    """The domain's collaborators, set up by the app's lifespan."""
+    services: Services = conn.app.state.services
+    return services
+
+
+def settings_of(conn: HTTPConnection) -> Settings:
+    settings: Settings = conn.app.state.settings
+    return settings
 
 
 def int_param(

@@ -11,10 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.core import companies, conversations, transactions
-from server.core.services import Services
 from server.errors import InvalidInput
-from server.settings import Settings
-from server.web._http import JSON, bool_param, int_param, read_model
+from server.web._http import (
+    JSON,
+    bool_param,
+    int_param,
+    read_model,
+    services_of,
+    settings_of,
+)
 from server.web.auth import authenticate
 from server.web.views import (
     badges_json,
@@ -63,16 +68,6 @@ class UpsertTransactions(pydantic.BaseModel):
     transactions: list[TransactionItem]
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _path_id(request: Request, name: str) -> uuid.UUID:
     value: uuid.UUID = request.path_params[name]
     return value
@@ -81,7 +76,7 @@ def _path_id(request: Request, name: str) -> uuid.UUID:
 async def list_companies(request: Request) -> Response:
     """GET /api/companies"""
     principal = await authenticate(request)
-    found = await companies.my_companies(_services(request), principal)
+    found = await companies.my_companies(services_of(request), principal)
     return JSON({"companies": [company_json(c) for c in found]})
 
 
@@ -89,7 +84,7 @@ async def list_members(request: Request) -> Response:
     """GET /api/companies/{company_id}/members"""
     principal = await authenticate(request)
     found = await companies.list_members(
-        _services(request), principal, _path_id(request, "company_id")
+        services_of(request), principal, _path_id(request, "company_id")
     )
     return JSON({"members": [member_json(m) for m in found]})
 
@@ -114,7 +109,7 @@ async def list_transactions(request: Request) -> Response:
     )
     assert limit is not None
     found = await transactions.list_transactions(
-        _services(request),
+        services_of(request),
         principal,
         _path_id(request, "company_id"),
         type=request.query_params.get("type"),
@@ -141,11 +136,11 @@ async def upsert_transactions(request: Request) -> Response:
     body = await read_model(
         request,
         UpsertTransactions,
-        max_bytes=_settings(request).max_import_request_bytes,
+        max_bytes=settings_of(request).max_import_request_bytes,
     )
     items = [transactions.TransactionInput(**t.model_dump()) for t in body.transactions]
     results = await transactions.upsert_transactions(
-        _services(request), principal, _path_id(request, "company_id"), items
+        services_of(request), principal, _path_id(request, "company_id"), items
     )
     return JSON(
         {
@@ -165,7 +160,7 @@ async def get_transaction(request: Request) -> Response:
     """GET /api/companies/{company_id}/transactions/{transaction_id}"""
     principal = await authenticate(request)
     summary = await transactions.get_transaction(
-        _services(request),
+        services_of(request),
         principal,
         _path_id(request, "company_id"),
         _path_id(request, "transaction_id"),
@@ -179,7 +174,7 @@ async def list_messages(request: Request) -> Response:
     limit = int_param(request, "limit", 50, minimum=1, maximum=conversations.MAX_PAGE)
     assert limit is not None
     page = await conversations.list_messages(
-        _services(request),
+        services_of(request),
         principal,
         _path_id(request, "company_id"),
         _path_id(request, "transaction_id"),
@@ -203,7 +198,7 @@ async def list_company_messages(request: Request) -> Response:
     after = int_param(request, "after", 0, minimum=0, maximum=2**62)
     assert limit is not None and after is not None
     page = await conversations.list_company_messages(
-        _services(request),
+        services_of(request),
         principal,
         _path_id(request, "company_id"),
         after_company_seq=after,
@@ -222,10 +217,10 @@ async def post_message(request: Request) -> Response:
     """POST /api/companies/{company_id}/transactions/{transaction_id}/messages"""
     principal = await authenticate(request)
     body = await read_model(
-        request, PostMessage, max_bytes=_settings(request).max_request_bytes
+        request, PostMessage, max_bytes=settings_of(request).max_request_bytes
     )
     result = await conversations.post_message(
-        _services(request),
+        services_of(request),
         principal,
         _path_id(request, "company_id"),
         _path_id(request, "transaction_id"),
@@ -243,7 +238,7 @@ async def mark_read(request: Request) -> Response:
     """POST /api/companies/{company_id}/transactions/{transaction_id}/read"""
     principal = await authenticate(request)
     body = await read_model(request, MarkRead, max_bytes=1024)
-    services = _services(request)
+    services = services_of(request)
     marker = await conversations.mark_read(
         services,
         principal,
@@ -258,7 +253,7 @@ async def mark_read(request: Request) -> Response:
 async def my_badges(request: Request) -> Response:
     """GET /api/me/badges"""
     principal = await authenticate(request)
-    badges = await companies.my_badges(_services(request), principal)
+    badges = await companies.my_badges(services_of(request), principal)
     return JSON({"badges": badges_json(badges)})
 
 
@@ -267,5 +262,7 @@ async def waiting_messages(request: Request) -> Response:
     principal = await authenticate(request)
     limit = int_param(request, "limit", 50, minimum=1, maximum=200)
     assert limit is not None
-    found = await companies.waiting_messages(_services(request), principal, limit=limit)
+    found = await companies.waiting_messages(
+        services_of(request), principal, limit=limit
+    )
     return JSON({"messages": [unread_message_json(m) for m in found]})

@@ -11,9 +11,8 @@ from starlette.responses import Response
 
 from server.core import tokens
 from server.core.principal import Scope
-from server.core.services import Services
 from server.store.credentials import Credential
-from server.web._http import JSON, read_model
+from server.web._http import JSON, read_model, services_of
 from server.web.auth import authenticate
 
 
@@ -42,11 +41,6 @@ class NewBot(pydantic.BaseModel):
     name: _Name
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 def token_json(credential: Credential, user_name: str) -> dict[str, Any]:
     return {
         "id": credential.id,
@@ -67,7 +61,7 @@ async def create_token(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_model(request, NewToken, max_bytes=64 * 1024)
     issued = await tokens.create_token(
-        _services(request),
+        services_of(request),
         principal,
         name=body.name,
         scopes=frozenset(s.value for s in body.scopes),
@@ -94,7 +88,7 @@ async def create_token(request: Request) -> Response:
 async def list_tokens(request: Request) -> Response:
     """GET /api/tokens"""
     principal = await authenticate(request)
-    found = await tokens.list_tokens(_services(request), principal)
+    found = await tokens.list_tokens(services_of(request), principal)
     return JSON({"tokens": [token_json(t.credential, t.user_name) for t in found]})
 
 
@@ -102,7 +96,7 @@ async def revoke_token(request: Request) -> Response:
     """DELETE /api/tokens/{token_id}"""
     principal = await authenticate(request)
     token_id: uuid.UUID = request.path_params["token_id"]
-    await tokens.revoke_token(_services(request), principal, token_id)
+    await tokens.revoke_token(services_of(request), principal, token_id)
     return Response(status_code=204)
 
 
@@ -111,7 +105,9 @@ async def create_bot(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_model(request, NewBot, max_bytes=4096)
     company_id: uuid.UUID = request.path_params["company_id"]
-    bot = await tokens.create_bot(_services(request), principal, company_id, body.name)
+    bot = await tokens.create_bot(
+        services_of(request), principal, company_id, body.name
+    )
     return JSON(
         {"bot": {"id": bot.id, "name": bot.name, "company_ids": bot.company_ids}},
         status_code=201,
@@ -121,7 +117,7 @@ async def create_bot(request: Request) -> Response:
 async def list_bots(request: Request) -> Response:
     """GET /api/bots: the bots I made."""
     principal = await authenticate(request)
-    found = await tokens.list_bots(_services(request), principal)
+    found = await tokens.list_bots(services_of(request), principal)
     return JSON(
         {
             "bots": [

@@ -10,10 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.core import webhooks
-from server.core.services import Services
 from server.settings import Settings
 from server.store.webhooks import Delivery, Webhook
-from server.web._http import JSON, int_param, read_model
+from server.web._http import JSON, int_param, read_model, services_of
 from server.web.auth import authenticate
 
 
@@ -24,11 +23,6 @@ class NewWebhook(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     url: Annotated[str, pydantic.StringConstraints(max_length=2000)]
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def _ids(request: Request) -> tuple[uuid.UUID, uuid.UUID]:
@@ -61,7 +55,7 @@ async def create_webhook(request: Request) -> Response:
     body = await read_model(request, NewWebhook, max_bytes=8192)
     settings: Settings = request.app.state.settings
     webhook = await webhooks.create(
-        _services(request),
+        services_of(request),
         principal,
         request.path_params["company_id"],
         body.url,
@@ -77,7 +71,7 @@ async def list_webhooks(request: Request) -> Response:
     """GET /api/companies/{company_id}/webhooks"""
     principal = await authenticate(request)
     found = await webhooks.list_webhooks(
-        _services(request), principal, request.path_params["company_id"]
+        services_of(request), principal, request.path_params["company_id"]
     )
     return JSON({"webhooks": [_webhook_json(w) for w in found]})
 
@@ -86,7 +80,7 @@ async def delete_webhook(request: Request) -> Response:
     """DELETE /api/companies/{company_id}/webhooks/{webhook_id}"""
     principal = await authenticate(request)
     company_id, webhook_id = _ids(request)
-    await webhooks.delete(_services(request), principal, company_id, webhook_id)
+    await webhooks.delete(services_of(request), principal, company_id, webhook_id)
     return Response(status_code=204)
 
 
@@ -97,6 +91,6 @@ async def list_deliveries(request: Request) -> Response:
     limit = int_param(request, "limit", 50, minimum=1, maximum=200)
     assert limit is not None
     found = await webhooks.delivery_log(
-        _services(request), principal, company_id, webhook_id, limit=limit
+        services_of(request), principal, company_id, webhook_id, limit=limit
     )
     return JSON({"deliveries": [_delivery_json(d) for d in found]})

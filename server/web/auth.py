@@ -17,11 +17,9 @@ from starlette.responses import Response
 
 from server.core import accounts
 from server.core.principal import Principal
-from server.core.services import Services
 from server.errors import Forbidden, Unauthenticated
-from server.settings import Settings
 from server.store import users
-from server.web._http import JSON, read_model
+from server.web._http import JSON, read_model, services_of, settings_of
 
 
 __all__ = [
@@ -45,16 +43,6 @@ class SignIn(pydantic.BaseModel):
     password: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)]
 
 
-def _services(conn: HTTPConnection) -> Services:
-    services: Services = conn.app.state.services
-    return services
-
-
-def _settings(conn: HTTPConnection) -> Settings:
-    settings: Settings = conn.app.state.settings
-    return settings
-
-
 def origin_allowed(conn: HTTPConnection) -> bool:
     """Tell whether a browser request comes from one of our origins.
 
@@ -64,7 +52,7 @@ def origin_allowed(conn: HTTPConnection) -> bool:
     """
     origin = conn.headers.get("origin")
     if origin is not None:
-        return origin in _settings(conn).origins
+        return origin in settings_of(conn).origins
     return conn.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
 
 
@@ -89,7 +77,7 @@ async def authenticate(conn: HTTPConnection) -> Principal:
     cached: Principal | None = getattr(conn.state, "principal", None)
     if cached is not None:
         return cached
-    services = _services(conn)
+    services = services_of(conn)
     secret = bearer_secret(conn)
     if secret is None:
         secret = conn.cookies.get(SESSION_COOKIE)
@@ -126,7 +114,7 @@ async def _sign_in(request: Request, kind: str) -> accounts.IssuedCredential:
     if not origin_allowed(request):
         raise Forbidden("This request came from another site.", code="bad_origin")
     body = await read_model(request, SignIn, max_bytes=4096)
-    services = _services(request)
+    services = services_of(request)
     issued = await accounts.sign_in(
         services.db,
         email=body.email,
@@ -142,8 +130,8 @@ async def _sign_in(request: Request, kind: str) -> accounts.IssuedCredential:
 async def sign_in(request: Request) -> Response:
     """POST /api/auth/sign-in: open a browser session (a cookie)."""
     issued = await _sign_in(request, "session")
-    settings = _settings(request)
-    async with _services(request).db.connection() as conn:
+    settings = settings_of(request)
+    async with services_of(request).db.connection() as conn:
         user = await users.by_id(conn, issued.principal.user_id)
     response = JSON({"user": _user_json(user, issued.principal)})
     response.set_cookie(
@@ -161,7 +149,7 @@ async def sign_in(request: Request) -> Response:
 async def sign_in_for_token(request: Request) -> Response:
     """POST /api/auth/token: sign in a program; answers a bearer token."""
     issued = await _sign_in(request, "token")
-    async with _services(request).db.connection() as conn:
+    async with services_of(request).db.connection() as conn:
         user = await users.by_id(conn, issued.principal.user_id)
     return JSON(
         {
@@ -176,7 +164,7 @@ async def sign_in_for_token(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     """POST /api/auth/sign-out: end the session or token used to call it."""
     principal = await authenticate(request)
-    services = _services(request)
+    services = services_of(request)
     await accounts.sign_out(
         services.db, principal, clock=services.clock, events=services.events
     )
@@ -184,7 +172,7 @@ async def sign_out(request: Request) -> Response:
     response.delete_cookie(
         SESSION_COOKIE,
         path="/",
-        secure=_settings(request).secure_cookies,
+        secure=settings_of(request).secure_cookies,
         httponly=True,
         samesite="lax",
     )
@@ -194,6 +182,6 @@ async def sign_out(request: Request) -> Response:
 async def me(request: Request) -> Response:
     """GET /api/me: who the credentials belong to."""
     principal = await authenticate(request)
-    async with _services(request).db.connection() as conn:
+    async with services_of(request).db.connection() as conn:
         user = await users.by_id(conn, principal.user_id)
     return JSON({"user": _user_json(user, principal)})

@@ -34,10 +34,10 @@ from server.core import transactions
 from server.core.eligibility import ELIGIBILITY_RULE
 from server.core.principal import Principal
 from server.core.redirects import safe_next
-from server.core.services import Services
 from server.errors import NotFound, Unauthenticated
 from server.mail.sender_mailbox import MailboxSender
 from server.settings import Settings
+from server.web._http import services_of, settings_of
 from server.web.auth import SESSION_COOKIE, authenticate
 
 
@@ -103,16 +103,6 @@ _MAIL_HTML_POLICY = "; ".join(
 )
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 def _render(
     request: Request,
     template: str,
@@ -125,7 +115,7 @@ def _render(
         html,
         status_code=status_code,
         headers={
-            "content-security-policy": content_security_policy(_settings(request)),
+            "content-security-policy": content_security_policy(settings_of(request)),
             "cross-origin-opener-policy": "same-origin",
         },
     )
@@ -167,7 +157,7 @@ def _app_page(
         template,
         status_code=status_code,
         me_name=principal.display_name,
-        mailbox=_settings(request).smtp_url is None,
+        mailbox=settings_of(request).smtp_url is None,
         **context,
     )
 
@@ -229,7 +219,7 @@ async def transaction_page(request: Request) -> Response:
         if company_id is None or transaction_id is None:
             raise NotFound()
         await transactions.get_transaction(
-            _services(request), principal, company_id, transaction_id
+            services_of(request), principal, company_id, transaction_id
         )
     except NotFound:
         return _app_page(
@@ -268,7 +258,7 @@ async def settings_page(request: Request) -> Response:
 
 def _mailbox(request: Request) -> MailboxSender | None:
     """The on-disk mailbox; None when mail goes out over SMTP."""
-    settings = _settings(request)
+    settings = settings_of(request)
     if settings.smtp_url is not None:
         return None
     return MailboxSender(settings.data_dir / "mailbox")
@@ -362,7 +352,7 @@ async def mail_page(request: Request) -> Response:
         date=str(message["Date"] or ""),
         text=_part(message, "plain"),
         has_html=html is not None,
-        links=[] if html is None else _own_links(html, _settings(request).public_url),
+        links=[] if html is None else _own_links(html, settings_of(request).public_url),
     )
 
 

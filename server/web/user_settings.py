@@ -19,11 +19,9 @@ from starlette.responses import HTMLResponse, Response
 from server.core import user_settings
 from server.core.mail_tokens import user_of_unsubscribe_token
 from server.core.notifications import MAX_DELAY_SECS
-from server.core.services import Services
 from server.errors import NotFound
-from server.settings import Settings
 from server.store.user_settings import UserSettings
-from server.web._http import JSON, read_model
+from server.web._http import JSON, read_model, services_of, settings_of
 from server.web.auth import authenticate
 
 
@@ -48,22 +46,12 @@ class SettingsChange(pydantic.BaseModel):
     clock_24h: bool = False
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _settings_json(request: Request, found: UserSettings) -> dict[str, Any]:
     return {
         "email_notifications": found.email_notifications,
         "email_delay_secs": found.email_delay_secs,
         "default_email_delay_secs": (
-            _services(request).notifications.default_delay_secs
+            services_of(request).notifications.default_delay_secs
         ),
         "time_zone": found.time_zone,
         "clock_24h": found.clock_24h,
@@ -73,7 +61,7 @@ def _settings_json(request: Request, found: UserSettings) -> dict[str, Any]:
 async def get_settings(request: Request) -> Response:
     """GET /api/me/settings"""
     principal = await authenticate(request)
-    found = await user_settings.my_settings(_services(request).db, principal)
+    found = await user_settings.my_settings(services_of(request).db, principal)
     return JSON({"settings": _settings_json(request, found)})
 
 
@@ -82,7 +70,7 @@ async def put_settings(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_model(request, SettingsChange, max_bytes=4096)
     changed = await user_settings.change_settings(
-        _services(request).db, principal, body.model_dump(exclude_unset=True)
+        services_of(request).db, principal, body.model_dump(exclude_unset=True)
     )
     return JSON({"settings": _settings_json(request, changed)})
 
@@ -113,7 +101,7 @@ def _not_found() -> HTMLResponse:
 async def unsubscribe_page(request: Request) -> Response:
     """GET /unsubscribe/{token}: ask before turning email off."""
     token: str = request.path_params["token"]
-    if user_of_unsubscribe_token(_settings(request).secret_key, token) is None:
+    if user_of_unsubscribe_token(settings_of(request).secret_key, token) is None:
         return _not_found()
     return _page(
         "Stop emails from Tickmark?",
@@ -133,11 +121,11 @@ async def unsubscribe(request: Request) -> Response:
     token: str = request.path_params["token"]
     try:
         await user_settings.unsubscribe(
-            _services(request).db, _settings(request).secret_key, token
+            services_of(request).db, settings_of(request).secret_key, token
         )
     except NotFound:
         return _not_found()
-    settings_url = html.escape(_settings(request).public_url + "/settings")
+    settings_url = html.escape(settings_of(request).public_url + "/settings")
     return _page(
         "Emails are off",
         "<p>Tickmark will not email you about waiting messages any more. "
