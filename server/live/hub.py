@@ -254,16 +254,14 @@ class Hub:
                 field="since",
             )
 
+        answer: dict[str, object] = {
+            "id": request_id,
+            "channel": name,
+            "company_id": company_id,
+            "last_seq": head,
+        }
         if recovery is None:
-            connection.send(
-                frame(
-                    "subscribed",
-                    id=request_id,
-                    channel=name,
-                    company_id=company_id,
-                    last_seq=head,
-                )
-            )
+            connection.send(frame("subscribed", **answer))
             self._release(connection, subscription, head)
             return
         assert since is not None
@@ -271,10 +269,7 @@ class Hub:
         connection.send(
             frame(
                 "subscribed",
-                id=request_id,
-                channel=name,
-                company_id=company_id,
-                last_seq=head,
+                **answer,
                 since=since,
                 recovered=recovery.complete,
                 replayed=len(replayed),
