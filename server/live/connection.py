@@ -180,26 +180,34 @@ class Connection:
             self.close(CloseCode.INTERNAL_ERROR, "internal error; reconnect and resume")
 
     async def _write(self) -> None:
-        """Drain the outbox into the socket until the connection closes."""
+        """Drain the outbox into the socket until the connection closes.
+
+        One time limit covers each drain rather than each frame: a timer per
+        frame would cost more than the write, and the limit's purpose is
+        only to notice a client that has stopped reading.
+        """
         send_timeout_secs = self.limits.send_timeout_secs
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._outbox and (self._closing is None or self._flush_on_close):
-                text = self._outbox.popleft()
-                try:
-                    await asyncio.wait_for(
-                        self.websocket.send_text(text), send_timeout_secs
-                    )
-                except TimeoutError:
-                    self.close(
-                        CloseCode.SLOW_CONSUMER, "write timed out; reconnect and resume"
-                    )
+            try:
+                async with asyncio.timeout(send_timeout_secs):
+                    while self._outbox and (
+                        self._closing is None or self._flush_on_close
+                    ):
+                        await self.websocket.send_text(self._outbox.popleft())
+            except TimeoutError:
+                self.close(
+                    CloseCode.SLOW_CONSUMER, "write timed out; reconnect and resume"
+                )
             if self._closing is not None:
                 code, reason = self._closing
-                # The peer may be gone already; there is nothing more to do.
+                # The peer may be gone already, or not reading at all (then
+                # the close waits like the frames did, and the keepalive
+                # timeout ends the connection): nothing more to do here.
                 with contextlib.suppress(Exception):
-                    await self.websocket.close(code, reason)
+                    async with asyncio.timeout(send_timeout_secs):
+                        await self.websocket.close(code, reason)
                 return
 
     # --- the connection's life ---------------------------------------------------
