@@ -217,3 +217,39 @@ async def test_the_company_stream_pages_by_company_seq(world: World) -> None:
     assert (first["has_more"], first["last_seq"]) == (True, 5)
     assert [m["body"] for m in rest["messages"]] == ["c3", "c4", "c5"]
     assert rest["has_more"] is False
+
+
+async def test_catching_up_gives_the_same_messages_for_any_page_size(
+    world: World,
+) -> None:
+    """Catch-up by sequence, never by time (field report R04)."""
+    txn = world.txa["bill"]
+    url = world.tx_url(world.a, txn) + "/messages"
+    async with world.client(world.ana) as ana:
+        for i in range(1, 11):
+            await post(ana, world, world.a, txn, f"m{i}", [world.carl])
+        cursor = 10
+        await asyncio.gather(
+            *(
+                post(ana, world, world.a, txn, f"m{i}", [world.carl])
+                for i in range(11, 15)
+            )
+        )
+
+        async def catch_up(page_size: int) -> list[tuple[int, str]]:
+            got: list[tuple[int, str]] = []
+            after = cursor
+            while True:
+                page = (
+                    await ana.get(url, params={"after": after, "limit": page_size})
+                ).json()
+                got += [(m["seq"], m["body"]) for m in page["messages"]]
+                if not page["has_more"]:
+                    return got
+                after = page["messages"][-1]["seq"]
+
+        by_one = await catch_up(1)
+        by_hundred = await catch_up(100)
+    assert [seq for seq, _ in by_one] == [11, 12, 13, 14]
+    assert by_one == by_hundred
+    assert sorted(body for _, body in by_one) == ["m11", "m12", "m13", "m14"]
