@@ -27,6 +27,7 @@ from server.errors import NotFound, TickmarkError
 from server.live.events import LiveEvents
 from server.live.hub import Hub
 from server.live.limits import LiveLimits
+from server.metrics import Metrics
 from server.settings import Settings
 from server.store.database import Database
 from server.store.migrate import apply_migrations
@@ -228,14 +229,23 @@ def create_app(
         fanout = broker if broker is not None else open_broker(settings)
         if broker is None:
             await fanout.start()
+        metrics = Metrics()
         services = Services(
             db=db,
             clock=clock or SystemClock(),
-            events=LiveEvents(fanout),
+            events=LiveEvents(fanout, metrics),
             policy=policy_from(settings),
             notifications=notification_policy(settings),
         )
-        hub = Hub(services, fanout, live_limits(settings), node=uuid.uuid4().hex[:12])
+        hub = Hub(
+            services,
+            fanout,
+            live_limits(settings),
+            node=uuid.uuid4().hex[:12],
+            metrics=metrics,
+        )
+        metrics.watch(hub, fanout)
+        app.state.metrics = metrics
         await hub.start()
         app.state.services = services
         app.state.broker = fanout

@@ -142,6 +142,9 @@ class Settings:
     ws_compression: bool = False
     # A connection counts as attentive this long after a sign of activity.
     presence_active_secs: float = 60.0
+    # Bearer token a metrics scraper sends to GET /metrics; None allows
+    # only scrapers on this machine (loopback).
+    metrics_token: str | None = None
     # Let webhooks reach private and loopback addresses, and plain http:
     # for receivers inside the operator's own network. Off: public https only.
     webhook_allow_private: bool = False
@@ -304,6 +307,7 @@ class Settings:
             ),
             ws_compression=_bool(env, "WS_COMPRESSION"),
             webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE"),
+            metrics_token=env.get("METRICS_TOKEN") or None,
             presence_active_secs=_float(
                 env, "PRESENCE_ACTIVE_SECS", cls.presence_active_secs
             ),

@@ -121,6 +121,11 @@ class Connection:
         return self._closing is None
 
     @property
+    def queued(self) -> int:
+        """Frames waiting to be written to the client."""
+        return len(self._outbox)
+
+    @property
     def viewing(self) -> tuple[uuid.UUID, ...]:
         """Transactions this connection has open."""
         return tuple(
@@ -141,6 +146,7 @@ class Connection:
             return
         if len(self._outbox) >= self.limits.send_queue_frames:
             logger.warning("slow consumer", extra={"connection_id": str(self.id)})
+            self.hub.metrics.slow_consumers.inc()
             self.close(CloseCode.SLOW_CONSUMER, "send queue full; reconnect and resume")
             return
         self._outbox.append(text)

@@ -8,6 +8,7 @@ from server.broker import Broker, News
 from server.core.channels import Channel
 from server.live.hub import BADGES, REVALIDATE
 from server.live.protocol import frame
+from server.metrics import Metrics
 from server.store.messages import Message
 from server.web.views import message_json
 
@@ -26,10 +27,14 @@ class LiveEvents:
     number on screen for longer than the next change.
     """
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, metrics: Metrics | None = None) -> None:
         self.broker = broker
+        # Where published messages are counted; None counts nothing.
+        self.metrics = metrics
 
     async def message_posted(self, message: Message) -> None:
+        if self.metrics is not None:
+            self.metrics.messages_published.inc()
         body = message_json(message)
         for channel, position in (
             (Channel.transaction(message.transaction_id), message.seq),

@@ -31,6 +31,7 @@ from server.live.limits import LiveLimits
 from server.live.presence import PresenceTracker
 from server.live.protocol import CloseCode, frame
 from server.live.subscription import Subscription, Verdict
+from server.metrics import Metrics
 from server.store import access_changes
 from server.store import presence as presence_store
 from server.store.database import Conn
@@ -71,12 +72,19 @@ class Hub:
     """
 
     def __init__(
-        self, services: Services, broker: Broker, limits: LiveLimits, *, node: str
+        self,
+        services: Services,
+        broker: Broker,
+        limits: LiveLimits,
+        *,
+        node: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self.services = services
         self.broker = broker
         self.limits = limits
         self.node = node
+        self.metrics = metrics or Metrics()
         # Open connections by user.
         self._by_user: dict[uuid.UUID, set[Connection]] = defaultdict(set)
         # Local subscriptions by channel name.
@@ -317,6 +325,7 @@ class Hub:
 
     async def _fill(self, connection: Connection, subscription: Subscription) -> None:
         """Read from PostgreSQL what a subscription did not receive live."""
+        self.metrics.recoveries.inc()
         name = subscription.name
         for _ in range(_MAX_FILL_PASSES):
             if connection.subscriptions.get(name) is not subscription:
@@ -367,12 +376,16 @@ class Hub:
             self._viewers.request(news.channel)
             return
         text = news.frame.decode()
+        delivered = 0
         for connection, subscription in list(local.items()):
             verdict = subscription.offer(news.seq, text)
             if verdict is Verdict.DELIVER:
                 connection.send(text)
+                delivered += 1
             elif verdict is Verdict.GAP:
                 connection.spawn(self._fill(connection, subscription))
+        # Counted once per news, not per frame: the counter takes a lock.
+        self.metrics.deliveries.inc(delivered)
 
     def _on_user_news(self, news: News) -> None:
         user_id = uuid.UUID(news.channel.removeprefix("user:"))
@@ -392,6 +405,7 @@ class Hub:
 
     def _resync(self) -> None:
         """The broker may have lost news: every subscription reads again."""
+        self.metrics.broker_resyncs.inc()
         for name, local in list(self._by_channel.items()):
             for connection, subscription in list(local.items()):
                 if subscription.begin_resync():

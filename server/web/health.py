@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
+
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
 from server.broker import Broker
 from server.core.services import Services
-from server.web._http import JSON
+from server.errors import NotFound
+from server.metrics import Metrics
+from server.web._http import JSON, error_response, settings_of
 
 
-__all__ = ["healthz", "readyz"]
+__all__ = ["healthz", "metrics", "readyz"]
 
 
 async def healthz(request: Request) -> Response:
@@ -39,3 +44,25 @@ async def readyz(request: Request) -> Response:
     return JSON(
         body | {"status": "unavailable"}, status_code=503, headers={"Retry-After": "5"}
     )
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: Prometheus metrics of this process.
+
+    With METRICS_TOKEN set, the scraper sends it as a bearer token;
+    without, only scrapers on this machine are answered.
+    """
+    settings = settings_of(request)
+    if settings.metrics_token is not None:
+        expected = "Bearer " + settings.metrics_token
+        given = request.headers.get("authorization", "")
+        allowed = hmac.compare_digest(given.encode(), expected.encode())
+    else:
+        allowed = request.client is not None and request.client.host in _LOOPBACK
+    if not allowed:
+        return error_response(NotFound())
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

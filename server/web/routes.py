@@ -25,6 +25,7 @@ _WEBHOOK = _COMPANY + "/webhooks/{webhook_id:uuid}"
 routes: list[BaseRoute] = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
     Route("/api/auth/sign-in", auth.sign_in, methods=["POST"]),
     Route("/api/auth/token", auth.sign_in_for_token, methods=["POST"]),
     Route("/api/auth/sign-out", auth.sign_out, methods=["POST"]),

@@ -907,3 +907,24 @@ async def test_rate_limit_errors_say_when_to_try_again(
     finally:
         await client.close()
     assert error["retry_after_secs"] == 1
+
+
+async def test_metrics_count_what_was_published_and_delivered(
+    world: World, serve: Start
+) -> None:
+    url = await serve()
+    carl = await WsClient.open(url, token=world.carl.token)
+    try:
+        await _subscribe(carl, tx(world.txa["bill"]))
+        await _subscribe(carl, f"company:{world.a}")
+        async with world.client(world.ana, base_url=url) as ana:
+            await post(ana, world, world.a, world.txa["bill"], "counted", [world.carl])
+        await carl.wait_type("badges", total=1)
+        async with httpx.AsyncClient(base_url=url) as scraper:
+            text = (await scraper.get("/metrics")).text
+    finally:
+        await carl.close()
+    assert "tickmark_messages_published_total 1.0" in text
+    assert "tickmark_ws_deliveries_total 2.0" in text
+    assert "tickmark_ws_connections 1.0" in text
+    assert "tickmark_ws_subscriptions 2.0" in text

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import httpx
 
+from server.store.database import Database
+from tests.servers import RunningServer, make_settings
+
 
 async def test_healthz_answers_ok(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url) as client:
@@ -42,3 +45,34 @@ async def test_static_files_are_revalidated_and_answers_are_not_cached(
     assert static.headers["cache-control"] == "no-cache"
     assert again.status_code == 304
     assert api.headers["cache-control"] == "no-store"
+
+
+async def test_metrics_are_served_to_this_machine_only(db: Database) -> None:
+    async with (
+        RunningServer(make_settings(), db) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        local = await client.get("/metrics")
+    assert local.status_code == 200
+    assert local.headers["content-type"].startswith("text/plain")
+    for name in (
+        "tickmark_ws_connections 0.0",
+        "tickmark_broker_up 1.0",
+        "tickmark_messages_published_total 0.0",
+        "tickmark_ws_slow_consumers_total 0.0",
+    ):
+        assert name in local.text
+
+
+async def test_metrics_need_the_token_when_one_is_set(db: Database) -> None:
+    async with (
+        RunningServer(make_settings(metrics_token="scrape-me"), db) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        without = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        right = await client.get(
+            "/metrics", headers={"Authorization": "Bearer scrape-me"}
+        )
+    assert without.status_code == wrong.status_code == 404
+    assert right.status_code == 200

@@ -21,6 +21,8 @@ from tests.world import World, post
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    # Loopback or a token of its own (METRICS_TOKEN); see test_health.
+    ("GET", "/metrics"),
     ("GET", "/sign-in"),
     # The one-click unsubscribe link carries its own signed token.
     ("GET", "/unsubscribe/{token}"),
