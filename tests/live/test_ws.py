@@ -928,3 +928,32 @@ async def test_metrics_count_what_was_published_and_delivered(
     assert "tickmark_ws_deliveries_total 2.0" in text
     assert "tickmark_ws_connections 1.0" in text
     assert "tickmark_ws_subscriptions 2.0" in text
+
+
+async def test_revoking_a_bots_token_closes_its_socket(
+    world: World, serve: Start
+) -> None:
+    url = await serve()
+    async with world.client(world.ana, base_url=url) as ana:
+        bot = (
+            await ana.post(f"/api/companies/{world.a}/bots", json={"name": "Watcher"})
+        ).json()["bot"]
+        made = (
+            await ana.post(
+                "/api/tokens",
+                json={
+                    "name": "w",
+                    "user_id": bot["id"],
+                    "scopes": ["read", "subscribe"],
+                },
+            )
+        ).json()
+        client = await WsClient.open(url, token=made["token"])
+        try:
+            await _subscribe(client, f"company:{world.a}")
+            revoked = await ana.delete(f"/api/tokens/{made['id']}")
+            code = await client.wait_closed(timeout_secs=2)
+        finally:
+            await client.close()
+    assert revoked.status_code == 204
+    assert code == 4401
