@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import uuid
 from email.message import EmailMessage
+from email.utils import parseaddr
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from server.core.redirects import safe_next
 from server.errors import NotFound, Unauthenticated
 from server.mail.sender_mailbox import MailboxSender
 from server.settings import Settings
+from server.store import users
 from server.web._http import services_of, settings_of
 from server.web.auth import SESSION_COOKIE, authenticate
 
@@ -62,6 +64,8 @@ NO_ACCESS = "You don't have access to this transaction, or it does not exist."
 
 # Mails listed on the mailbox page; the folder keeps at most 1000.
 _MAILBOX_PAGE_MAILS = 200
+# Mails read from disk to find a person's own; the mailbox keeps 1,000.
+_MAILBOX_SCAN_MAILS = 1000
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -283,7 +287,13 @@ async def mailbox_page(request: Request) -> Response:
     mailbox = _mailbox(request)
     if mailbox is None:
         return _not_found(request, principal)
-    mails = await mailbox.list_mails(_MAILBOX_PAGE_MAILS)
+    mine = await _email_of(request, principal)
+    # The mailbox holds everyone's mail; each person sees only their own.
+    mails = [
+        m
+        for m in await mailbox.list_mails(_MAILBOX_SCAN_MAILS)
+        if _addressed_to(m.to, mine)
+    ][:_MAILBOX_PAGE_MAILS]
     return _app_page(
         request,
         principal,
@@ -292,6 +302,18 @@ async def mailbox_page(request: Request) -> Response:
         script="shell-only",
         mails=mails,
     )
+
+
+async def _email_of(request: Request, principal: Principal) -> str:
+    async with services_of(request).db.connection() as conn:
+        user = await users.by_id(conn, principal.user_id)
+    return "" if user is None else user.email
+
+
+def _addressed_to(header: str, email: str) -> bool:
+    """Whether a To header names exactly this address (case aside)."""
+    _, address = parseaddr(header)
+    return bool(email) and address.lower() == email.lower()
 
 
 class _LinkFinder(HTMLParser):
@@ -336,7 +358,9 @@ async def mail_page(request: Request) -> Response:
     mailbox = _mailbox(request)
     mail_id = request.path_params["mail_id"]
     message = None if mailbox is None else await mailbox.read_mail(mail_id)
-    if message is None:
+    if message is None or not _addressed_to(
+        str(message["To"] or ""), await _email_of(request, principal)
+    ):
         return _not_found(request, principal)
     html = _part(message, "html")
     return _app_page(
@@ -366,6 +390,10 @@ async def mail_html(request: Request) -> Response:
     message = None
     if principal is not None and mailbox is not None:
         message = await mailbox.read_mail(request.path_params["mail_id"])
+        if message is not None and not _addressed_to(
+            str(message["To"] or ""), await _email_of(request, principal)
+        ):
+            message = None
     html = None if message is None else _part(message, "html")
     if html is None:
         return Response("Not found.", status_code=404, media_type="text/plain")

@@ -280,3 +280,31 @@ async def test_sign_in_page_escapes_its_return_path_once(world: World) -> None:
     async with _browser(world.base_url) as browser:
         answer = await browser.get("/sign-in?next=" + quote(value, safe=""))
     assert 'data-next="/companies/x/transactions/y?message=m7&amp;a=1"' in answer.text
+
+
+async def test_each_person_sees_only_their_own_mail_in_the_mailbox(
+    world: World, mailbox_site: str, tmp_path: Path
+) -> None:
+    mailbox = MailboxSender(tmp_path / "mailbox")
+    for_carl = _mail("For Carl", "<p>Carl's</p>")
+    for_ben = _mail("For Ben", "<p>Ben's secret</p>")
+    for_ben.replace_header("To", "Ben Ortiz <BEN.ORTIZ@example.test>")
+    await mailbox.send(for_carl)
+    await mailbox.send(for_ben)
+    ids = {m.subject: m.id for m in await mailbox.list_mails()}
+
+    async with _browser(mailbox_site, world.carl) as carl:
+        carls_list = await carl.get("/mailbox")
+        bens_page = await carl.get(f"/mailbox/{ids['For Ben']}")
+        bens_part = await carl.get(f"/mailbox/{ids['For Ben']}/html")
+    async with _browser(mailbox_site, world.ben) as ben:
+        bens_list = await ben.get("/mailbox")
+        own_page = await ben.get(f"/mailbox/{ids['For Ben']}")
+
+    assert "For Carl" in carls_list.text
+    assert "For Ben" not in carls_list.text
+    assert bens_page.status_code == 404
+    assert bens_part.status_code == 404
+    assert "For Ben" in bens_list.text
+    assert "For Carl" not in bens_list.text
+    assert own_page.status_code == 200
