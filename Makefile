@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check unit install chromium
+.PHONY: run test check unit install chromium bench
 
 # Install, load the demo firm, and serve it on http://127.0.0.1:8000/
 run: $(VENV)/.installed
@@ -30,6 +30,13 @@ check: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The benchmarks of docs/performance.md, beside a bare reference server:
+# needs the machine's PostgreSQL (127.0.0.1:5432, trust) and redis-server;
+# about 12 minutes on 2 cores; rewrites the table and the plot in docs/.
+bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --docs
 
 install: $(VENV)/.installed
 

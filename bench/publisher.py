@@ -21,6 +21,7 @@ import array
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 from collections import defaultdict
 from typing import Any
@@ -44,7 +45,9 @@ class Publisher:
 
     def __init__(self, kind: str, run_tag: str) -> None:
         self.tickmark = kind == "tickmark"
-        self.run_tag = run_tag
+        # Keys must differ between publishers of one run too: the same
+        # poster accounts post in every scenario.
+        self.run_tag = f"{run_tag}-{secrets.token_hex(4)}"
         self.posters: list[WsClient] = []
         # The number of the last post sent (post ids are ``p<number>``).
         self._number = 0

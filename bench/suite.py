@@ -30,7 +30,7 @@ from bench.scenarios import Context, Scale
 from bench.world import build_world, recreate_database
 
 
-__all__ = ["SCENARIOS", "run_suite"]
+__all__ = ["SCENARIOS", "migrate", "run_suite"]
 
 logger = logging.getLogger("bench")
 
@@ -71,7 +71,8 @@ def _environment() -> dict[str, Any]:
     }
 
 
-async def _migrate(database_url: str) -> None:
+async def migrate(database_url: str) -> None:
+    """Run ``tickmark migrate`` on a database."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -105,7 +106,7 @@ async def run_suite(
 
     logger.info("setting up database %s", database_name)
     await recreate_database(admin_url, database_name)
-    await _migrate(database_url)
+    await migrate(database_url)
     world = await build_world(
         database_url,
         companies_count=scale.companies,
