@@ -191,8 +191,15 @@ async def issue_token(
     scopes: frozenset[str],
     company_ids: frozenset[uuid.UUID] | None,
     expires_at: dt.datetime | None,
+    parent_id: uuid.UUID | None = None,
 ) -> IssuedCredential:
-    """Make a bearer token for a program acting as ``user``."""
+    """Make a bearer token for a program acting as ``user``.
+
+    Args:
+        parent_id: the token making this one, if a token does; revoking
+            it then revokes this one too.
+
+    """
     unknown = scopes - {s.value for s in Scope}
     if unknown or not scopes:
         raise InvalidInput(
@@ -206,6 +213,7 @@ async def issue_token(
         company_ids=company_ids,
         expires_at=expires_at,
         name=name,
+        parent_id=parent_id,
     )
 
 
@@ -218,6 +226,7 @@ async def _issue(
     company_ids: frozenset[uuid.UUID] | None,
     expires_at: dt.datetime | None,
     name: str,
+    parent_id: uuid.UUID | None = None,
 ) -> IssuedCredential:
     secret = _new_secret()
     credential = await credentials.insert(
@@ -229,6 +238,7 @@ async def _issue(
         company_ids=company_ids,
         expires_at=expires_at,
         name=name,
+        parent_id=parent_id,
     )
     return IssuedCredential(_principal(user, credential), secret, expires_at)
 

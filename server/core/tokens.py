@@ -9,9 +9,11 @@ Who may make what:
 - a browser session may make tokens for its user, or for a bot its user
   made, with any scope in companies where that user (or bot) is a member;
   ``write_transactions`` only where the user is an accountant;
-- a token may make tokens too, but only narrower than itself (no scope and
-  no company it does not have), so a leaked read-only token cannot mint a
-  token that posts;
+- a token may make tokens too, but only with scopes it has, lasting no
+  longer than itself, and revoked with it; managing tokens and bots needs
+  the ``post`` scope and a credential not limited to some companies, so a
+  leaked read-only token can neither mint a token that posts nor list or
+  revoke the user's others;
 - bots are made by accountants, in their companies; a bot acts only through
   its tokens and cannot sign in.
 """
@@ -36,11 +38,14 @@ from server.store.users import User
 __all__ = [
     "MAX_TOKEN_DAYS",
     "Bot",
+    "CompanyBot",
     "TokenView",
+    "company_bots",
     "create_bot",
     "create_token",
     "list_bots",
     "list_tokens",
+    "remove_bot",
     "revoke_token",
 ]
 
@@ -64,9 +69,24 @@ class TokenView:
     user_name: str
 
 
-def _require_session_or_token(principal: Principal) -> None:
+def _require_manager(principal: Principal) -> None:
+    """Refuse credentials that may not manage tokens and bots.
+
+    Managing credentials is writing: it needs the ``post`` scope, and a
+    credential limited to some companies may not, since tokens and bots
+    span companies (a read-only token limited to one company must not list,
+    mint or revoke the user's tokens for others).
+    """
     if principal.user_kind == "bot":
         raise Forbidden("Bots cannot manage tokens or bots.")
+    if not principal.may(Scope.POST):
+        raise Forbidden(
+            "Managing tokens and bots needs the post scope.", code="missing_scope"
+        )
+    if principal.company_ids is not None:
+        raise Forbidden(
+            "A credential limited to some companies cannot manage tokens or bots."
+        )
 
 
 async def create_bot(
@@ -80,7 +100,7 @@ async def create_bot(
         InvalidInput: a bad name.
 
     """
-    _require_session_or_token(principal)
+    _require_manager(principal)
     name = check_name(name, "name", max_chars=100)
     async with services.db.transaction() as conn:
         role = await access.require_member(conn, principal, company_id, Scope.POST)
@@ -103,13 +123,82 @@ async def create_bot(
 
 async def list_bots(services: Services, principal: Principal) -> list[Bot]:
     """The bots the principal made, with the companies each belongs to."""
-    _require_session_or_token(principal)
+    _require_manager(principal)
     async with services.db.connection() as conn:
         found = []
         for bot in await users.bots_of(conn, principal.user_id):
             mine = await companies.list_for_user(conn, bot.id)
             found.append(Bot(bot.id, bot.display_name, [c.id for c in mine]))
     return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompanyBot:
+    id: uuid.UUID
+    name: str
+    # The accountant who made it; None when an operator did.
+    owner_id: uuid.UUID | None
+    owner_name: str | None
+
+
+async def company_bots(
+    services: Services, principal: Principal, company_id: uuid.UUID
+) -> list[CompanyBot]:
+    """The bots that are members of the company, for its accountants.
+
+    Raises:
+        NotFound: the company is not the principal's.
+        Forbidden: the principal is not an accountant there.
+
+    """
+    async with services.db.connection() as conn:
+        role = await access.require_member(conn, principal, company_id, Scope.READ)
+        if role != "accountant":
+            raise Forbidden("Only the company's accountants see its bots.")
+        found = []
+        for member in await companies.members(conn, company_id):
+            if member.kind != "bot":
+                continue
+            bot = await users.by_id(conn, member.user_id)
+            owner = None
+            if bot is not None and bot.owner_id is not None:
+                owner = await users.by_id(conn, bot.owner_id)
+            found.append(
+                CompanyBot(
+                    member.user_id,
+                    member.display_name,
+                    None if owner is None else owner.id,
+                    None if owner is None else owner.display_name,
+                )
+            )
+    return found
+
+
+async def remove_bot(
+    services: Services, principal: Principal, company_id: uuid.UUID, bot_id: uuid.UUID
+) -> None:
+    """Take a bot out of the company, whoever made it.
+
+    Its tokens then reach nothing there, and its open connections lose the
+    company's channels within a second or two.
+
+    Raises:
+        NotFound: the company is not the principal's, or no such bot in it.
+        Forbidden: the principal is not an accountant there.
+
+    """
+    async with services.db.transaction() as conn:
+        role = await access.require_member(conn, principal, company_id, Scope.POST)
+        if role != "accountant":
+            raise Forbidden("Only the company's accountants remove its bots.")
+        bot = await users.by_id(conn, bot_id)
+        if (
+            bot is None
+            or bot.kind != "bot"
+            or not await companies.remove_member(conn, company_id, bot_id)
+        ):
+            raise NotFound()
+    await services.events.access_changed(bot_id)
 
 
 async def _acting_user(
@@ -144,24 +233,22 @@ async def create_token(
         InvalidInput: unknown scopes, a bad name, a bad lifetime.
 
     """
-    _require_session_or_token(principal)
+    _require_manager(principal)
     name = check_name(name, "name", max_chars=100)
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
         raise InvalidInput(
             f"expires_in_days is between 1 and {MAX_TOKEN_DAYS}.",
             field="expires_in_days",
         )
+    parent_id = None
     if principal.credential_kind == "token":
-        # Tokens mint only narrower tokens.
+        # Tokens mint only narrower tokens, which go when they go.
         if not scopes <= principal.scopes:
             raise Forbidden(
                 "A token can only make tokens with scopes it has itself.",
                 code="missing_scope",
             )
-        if principal.company_ids is not None and (
-            company_ids is None or not company_ids <= principal.company_ids
-        ):
-            raise Forbidden("A token can only make tokens for companies it reaches.")
+        parent_id = principal.credential_id
 
     user = await _acting_user(services, principal, user_id)
     async with services.db.transaction() as conn:
@@ -186,6 +273,13 @@ async def create_token(
         expires_at = None
         if expires_in_days is not None:
             expires_at = services.clock.now() + dt.timedelta(days=expires_in_days)
+        if parent_id is not None:
+            parent = (await credentials.by_ids(conn, [parent_id]))[parent_id]
+            if parent.expires_at is not None and (
+                expires_at is None or expires_at > parent.expires_at
+            ):
+                # A child never outlives the token that made it.
+                expires_at = parent.expires_at
         return await issue_token(
             conn,
             user,
@@ -193,12 +287,13 @@ async def create_token(
             scopes=scopes,
             company_ids=company_ids,
             expires_at=expires_at,
+            parent_id=parent_id,
         )
 
 
 async def list_tokens(services: Services, principal: Principal) -> list[TokenView]:
     """The principal's live tokens and their bots', newest first."""
-    _require_session_or_token(principal)
+    _require_manager(principal)
     async with services.db.connection() as conn:
         holders = [await users.by_id(conn, principal.user_id)]
         holders += await users.bots_of(conn, principal.user_id)
@@ -223,7 +318,7 @@ async def revoke_token(
         NotFound: no such live token of theirs.
 
     """
-    _require_session_or_token(principal)
+    _require_manager(principal)
     async with services.db.transaction() as conn:
         holder_ids = {principal.user_id} | {
             b.id for b in await users.bots_of(conn, principal.user_id)

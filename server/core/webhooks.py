@@ -20,10 +20,10 @@ MAX_WEBHOOKS = 10
 
 
 async def _require_accountant(
-    services: Services, principal: Principal, company_id: uuid.UUID
+    services: Services, principal: Principal, company_id: uuid.UUID, scope: Scope
 ) -> None:
     async with services.db.connection() as conn:
-        role = await access.require_member(conn, principal, company_id, Scope.READ)
+        role = await access.require_member(conn, principal, company_id, scope)
     if role != "accountant":
         raise Forbidden("Only the company's accountants manage its webhooks.")
 
@@ -38,13 +38,16 @@ async def create(
 ) -> store.Webhook:
     """Register a receiver; its signing secret is in the result, shown once.
 
+    The webhook lives by its maker's standing: it stops when they leave the
+    company or stop being its accountant.
+
     Raises:
         NotFound: the company is not the principal's.
         Forbidden: the principal is not an accountant there.
         InvalidInput: a URL we will not send to, or too many webhooks.
 
     """
-    await _require_accountant(services, principal, company_id)
+    await _require_accountant(services, principal, company_id, Scope.POST)
     url = check_url(url, allow_private=allow_private)
     async with services.db.transaction() as conn:
         if len(await store.list_active(conn, company_id)) >= MAX_WEBHOOKS:
@@ -63,7 +66,7 @@ async def create(
 async def list_webhooks(
     services: Services, principal: Principal, company_id: uuid.UUID
 ) -> list[store.Webhook]:
-    await _require_accountant(services, principal, company_id)
+    await _require_accountant(services, principal, company_id, Scope.READ)
     async with services.db.connection() as conn:
         return await store.list_active(conn, company_id)
 
@@ -74,7 +77,7 @@ async def delete(
     company_id: uuid.UUID,
     webhook_id: uuid.UUID,
 ) -> None:
-    await _require_accountant(services, principal, company_id)
+    await _require_accountant(services, principal, company_id, Scope.POST)
     async with services.db.transaction() as conn:
         if not await store.deactivate(conn, company_id, webhook_id):
             raise NotFound()
@@ -88,7 +91,7 @@ async def delivery_log(
     *,
     limit: int,
 ) -> list[store.Delivery]:
-    await _require_accountant(services, principal, company_id)
+    await _require_accountant(services, principal, company_id, Scope.READ)
     async with services.db.connection() as conn:
         found = await store.deliveries(conn, company_id, webhook_id, limit)
     if found is None:

@@ -72,12 +72,14 @@ async def insert(
     company_ids: frozenset[uuid.UUID] | None,
     expires_at: dt.datetime | None,
     name: str = "",
+    parent_id: uuid.UUID | None = None,
 ) -> Credential:
     row = await conn.fetchrow(
         f"""
         INSERT INTO credentials (
-            id, user_id, kind, secret_hash, name, scopes, company_ids, expires_at
-        ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            id, user_id, kind, secret_hash, name, scopes, company_ids, expires_at,
+            parent_id
+        ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         RETURNING {_COLUMNS}
         """,
         uuid.uuid4(),
@@ -88,6 +90,7 @@ async def insert(
         sorted(scopes),
         None if company_ids is None else sorted(company_ids),
         expires_at,
+        parent_id,
     )
     assert row is not None
     return _credential(row)

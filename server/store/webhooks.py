@@ -33,6 +33,8 @@ class Webhook:
     url: str
     secret: str
     created_at: dt.datetime
+    # Who registered it; None once their account is gone.
+    created_by: uuid.UUID | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,12 +52,17 @@ class Delivery:
     delivered_at: dt.datetime | None
 
 
-_COLUMNS = "id, company_id, url, secret, created_at"
+_COLUMNS = "id, company_id, url, secret, created_at, created_by"
 
 
 def _webhook(row: asyncpg.Record) -> Webhook:
     return Webhook(
-        row["id"], row["company_id"], row["url"], row["secret"], row["created_at"]
+        row["id"],
+        row["company_id"],
+        row["url"],
+        row["secret"],
+        row["created_at"],
+        row["created_by"],
     )
 
 
@@ -168,10 +175,11 @@ async def claim_due(
         """
         WITH due AS (
             SELECT d.id FROM webhook_deliveries d
+            JOIN webhooks w ON w.id = d.webhook_id AND w.active
             WHERE d.state = 'pending' AND d.next_attempt_at <= $1
             ORDER BY d.next_attempt_at, d.created_at
             LIMIT $3
-            FOR UPDATE SKIP LOCKED
+            FOR UPDATE OF d SKIP LOCKED
         )
         UPDATE webhook_deliveries d
         SET attempts = d.attempts + 1, next_attempt_at = $1 + $2::interval

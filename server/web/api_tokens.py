@@ -16,7 +16,15 @@ from server.web._http import JSON, read_model, services_of
 from server.web.auth import authenticate
 
 
-__all__ = ["create_bot", "create_token", "list_bots", "list_tokens", "revoke_token"]
+__all__ = [
+    "create_bot",
+    "create_token",
+    "list_bots",
+    "list_company_bots",
+    "list_tokens",
+    "remove_bot",
+    "revoke_token",
+]
 
 _Name = Annotated[str, pydantic.StringConstraints(max_length=1000)]
 
@@ -126,3 +134,37 @@ async def list_bots(request: Request) -> Response:
             ]
         }
     )
+
+
+async def list_company_bots(request: Request) -> Response:
+    """GET /api/companies/{company_id}/bots: every bot there, for accountants."""
+    principal = await authenticate(request)
+    found = await tokens.company_bots(
+        services_of(request), principal, request.path_params["company_id"]
+    )
+    return JSON(
+        {
+            "bots": [
+                {
+                    "id": b.id,
+                    "name": b.name,
+                    "owner": None
+                    if b.owner_id is None
+                    else {"id": b.owner_id, "name": b.owner_name},
+                }
+                for b in found
+            ]
+        }
+    )
+
+
+async def remove_bot(request: Request) -> Response:
+    """DELETE /api/companies/{company_id}/bots/{bot_id}"""
+    principal = await authenticate(request)
+    await tokens.remove_bot(
+        services_of(request),
+        principal,
+        request.path_params["company_id"],
+        request.path_params["bot_id"],
+    )
+    return Response(status_code=204)

@@ -30,7 +30,12 @@ def _ids(request: Request) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 def _webhook_json(webhook: Webhook) -> dict[str, object]:
-    return {"id": webhook.id, "url": webhook.url, "created_at": webhook.created_at}
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "created_at": webhook.created_at,
+        "created_by": webhook.created_by,
+    }
 
 
 def _delivery_json(delivery: Delivery) -> dict[str, object]:

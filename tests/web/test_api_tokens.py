@@ -130,22 +130,136 @@ async def test_only_accountants_make_bots_and_only_in_their_companies(
     assert elsewhere.status_code == 404
 
 
-async def test_a_token_can_only_make_narrower_tokens(
+async def test_a_token_makes_only_narrower_tokens_that_go_with_it(
     world: World, db: Database
+) -> None:
+    async with _session(world, world.ana.email) as ana:
+        parent = (
+            await ana.post(
+                "/api/tokens",
+                json={"name": "rp", "scopes": ["read", "post"], "expires_in_days": 7},
+            )
+        ).json()
+    async with _bearer(world, parent["token"]) as client:
+        wider = await client.post(
+            "/api/tokens", json={"name": "w", "scopes": ["read", "subscribe"]}
+        )
+        child = await client.post(
+            "/api/tokens",
+            json={"name": "c", "scopes": ["read"], "expires_in_days": 365},
+        )
+        await client.post("/api/auth/sign-out")
+    async with _bearer(world, child.json()["token"]) as orphan:
+        after = await orphan.get("/api/companies")
+    assert wider.status_code == 403
+    assert child.status_code == 201
+    # No longer-lived than its parent, and revoked with it.
+    assert child.json()["expires_at"] == parent["expires_at"]
+    assert after.status_code == 401
+
+
+async def test_read_only_or_company_limited_tokens_cannot_manage_tokens(
+    world: World,
 ) -> None:
     async with _session(world, world.ana.email) as ana:
         read_only = (
             await ana.post("/api/tokens", json={"name": "ro", "scopes": ["read"]})
         ).json()["token"]
-    async with _bearer(world, read_only) as client:
-        wider = await client.post(
-            "/api/tokens", json={"name": "rw", "scopes": ["read", "post"]}
+        limited = (
+            await ana.post(
+                "/api/tokens",
+                json={
+                    "name": "only C",
+                    "scopes": ["read", "post"],
+                    "company_ids": [str(world.c)],
+                },
+            )
+        ).json()["token"]
+    answers = []
+    for token in (read_only, limited):
+        async with _bearer(world, token) as client:
+            answers.append((await client.get("/api/tokens")).status_code)
+            answers.append(
+                (
+                    await client.post(
+                        "/api/tokens", json={"name": "x", "scopes": ["read"]}
+                    )
+                ).status_code
+            )
+            answers.append(
+                (
+                    await client.post(
+                        f"/api/companies/{world.a}/webhooks",
+                        json={"url": "https://hooks.example.com/x"},
+                    )
+                ).status_code
+            )
+    assert answers == [403, 403, 403, 403, 403, 404]
+
+
+async def test_an_accountant_who_leaves_takes_their_bots_and_webhooks_along(
+    world: World, db: Database
+) -> None:
+    from server.store import companies
+
+    async with db.transaction() as conn:
+        await companies.add_member(conn, world.a, world.ben.id, "accountant")
+    async with _session(world, world.ben.email) as ben:
+        bot_id, token = await _bot(world, ben, scopes=["read", "post"])
+        hook = await ben.post(
+            f"/api/companies/{world.a}/webhooks",
+            json={"url": "https://hooks.example.com/ben"},
         )
-        same = await client.post(
-            "/api/tokens", json={"name": "ro2", "scopes": ["read"]}
+    async with db.transaction() as conn:
+        await companies.remove_member(conn, world.a, world.ben.id)
+    async with _bearer(world, token) as bot:
+        read = await bot.get(world.tx_url(world.a, world.txa["bill"]))
+    async with world.client(world.ana) as ana:
+        hooks = (await ana.get(f"/api/companies/{world.a}/webhooks")).json()
+        bots = (await ana.get(f"/api/companies/{world.a}/bots")).json()
+    async with _session(world, world.ben.email) as ben:
+        new_token = await ben.post(
+            "/api/tokens", json={"name": "again", "user_id": bot_id, "scopes": ["read"]}
         )
-    assert wider.status_code == 403
-    assert same.status_code == 201
+    assert hook.status_code == 201
+    assert read.status_code == 404
+    assert hooks == {"webhooks": []}
+    assert bots == {"bots": []}
+    # A new token for the bot reaches nothing of the company either.
+    async with _bearer(world, new_token.json()["token"]) as again:
+        assert (await again.get(f"/api/companies/{world.a}/members")).status_code == 404
+
+
+async def test_any_accountant_of_the_company_sees_and_removes_its_bots(
+    world: World, db: Database
+) -> None:
+    from server.store import companies
+
+    async with db.transaction() as conn:
+        await companies.add_member(conn, world.a, world.ben.id, "accountant")
+    async with _session(world, world.ben.email) as ben:
+        bot_id, token = await _bot(world, ben, scopes=["read"])
+    async with world.client(world.ana) as ana:
+        listed = (await ana.get(f"/api/companies/{world.a}/bots")).json()
+        removed = await ana.delete(f"/api/companies/{world.a}/bots/{bot_id}")
+        again = await ana.delete(f"/api/companies/{world.a}/bots/{bot_id}")
+    async with world.client(world.carl) as carl:
+        as_client = await carl.get(f"/api/companies/{world.a}/bots")
+    async with _bearer(world, token) as bot:
+        after = await bot.get(f"/api/companies/{world.a}/members")
+    assert listed == {
+        "bots": [
+            {
+                "id": bot_id,
+                "name": "Recon bot",
+                "owner": {"id": str(world.ben.id), "name": "Ben Ortiz"},
+            }
+        ]
+    }
+    assert removed.status_code == 204
+    assert again.status_code == 404
+    assert as_client.status_code == 403
+    assert after.status_code == 404
 
 
 async def test_write_transactions_is_granted_by_accountants_for_their_companies(

@@ -268,6 +268,7 @@ async def test_only_the_companys_accountants_manage_webhooks(world: World) -> No
             "id": webhook_id,
             "url": body["url"],
             "created_at": listed["webhooks"][0]["created_at"],
+            "created_by": str(world.ana.id),
         }
     ]
     assert "secret" not in str(listed)
