@@ -23,11 +23,33 @@ from urllib.parse import urlsplit, urlunsplit
 from server.errors import InvalidInput
 
 
-__all__ = ["Target", "TargetRefused", "check_url", "resolve"]
+__all__ = ["Target", "TargetRefused", "check_url", "is_public", "resolve"]
 
 
 class TargetRefused(Exception):
     """The receiver's address is not one we send to."""
+
+
+# IPv6 ranges that carry an IPv4 address inside them: 6to4, NAT64 and the
+# old IPv4-compatible form. Python's is_global judges the IPv6 wrapper,
+# not the address inside (so a NAT64 route to 127.0.0.1 looks public).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether we may send to this address: global unicast, all the way in."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    if address.teredo is not None or address in _NAT64_LOCAL:
+        return False
+    inner = address.ipv4_mapped or address.sixtofour
+    if inner is None and (address in _NAT64 or address in _IPV4_COMPATIBLE):
+        inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return inner is None or is_public(inner)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,7 +85,7 @@ def check_url(url: str, *, allow_private: bool) -> str:
             literal = ipaddress.ip_address(parts.hostname)
         except ValueError:
             literal = None
-        if literal is not None and not literal.is_global:
+        if literal is not None and not is_public(literal):
             raise InvalidInput(
                 "Webhooks cannot be sent to private or local addresses.", field="url"
             )
@@ -92,7 +114,7 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
     if not addresses:
         raise TargetRefused(f"{host} has no address")
     if not allow_private:
-        refused = [a for a in addresses if not a.is_global]
+        refused = [a for a in addresses if not is_public(a)]
         if refused:
             raise TargetRefused(f"{host} resolves to a non-public address {refused[0]}")
     address = addresses[0]
