@@ -59,6 +59,12 @@ __all__ = [
     "format_local_time",
 ]
 
+# SMTP's policy (CRLF line ends), with lines folded only past RFC 5322's
+# limit of 998 characters: with the default of 78, a long URL with no
+# space to fold at (the List-Unsubscribe link) is turned into encoded
+# words, which mail programs do not decode in that header.
+_POLICY = policy.SMTP.clone(max_line_length=998)
+
 logger = logging.getLogger(__name__)
 
 #: Length of each message's preview in the email, in code points. Long
@@ -297,7 +303,7 @@ def compose_notification(
     text = _templates.get_template("notification.txt").render(context)
     html = _templates.get_template("notification.html").render(context)
 
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["From"] = Address(
         display_name=_header_text(notification.from_name, _NAME_MAX_CHARS),
         addr_spec=notification.from_address,
@@ -326,6 +332,7 @@ def compose_notification(
     # section 4).
     message.make_alternative()
     for content, subtype in ((text, "plain"), (html, "html")):
+        # Parts keep the 78-column lines of quoted-printable bodies.
         part = EmailMessage(policy=policy.SMTP)
         part.set_content(content, subtype=subtype, cte="quoted-printable")
         del part["MIME-Version"]
