@@ -78,6 +78,7 @@ def policy_from(settings: Settings) -> AccountPolicy:
         session_idle_secs=settings.session_idle_secs,
         sign_in_token_secs=settings.sign_in_token_secs,
         failures_per_account=settings.sign_in_failures_per_account,
+        failures_per_account_total=settings.sign_in_failures_per_account_total,
         failures_per_address=settings.sign_in_failures_per_address,
         failure_window_secs=settings.sign_in_window_secs,
     )

@@ -111,6 +111,7 @@ class Settings:
     sign_in_token_secs: int = 30 * 24 * 3600
     # Sign-in failures allowed per account and per address in one window.
     sign_in_failures_per_account: int = 10
+    sign_in_failures_per_account_total: int = 100
     sign_in_failures_per_address: int = 50
     sign_in_window_secs: int = 15 * 60
 
@@ -254,6 +255,12 @@ class Settings:
                 env,
                 "SIGN_IN_FAILURES_PER_ACCOUNT",
                 cls.sign_in_failures_per_account,
+                minimum=1,
+            ),
+            sign_in_failures_per_account_total=_int(
+                env,
+                "SIGN_IN_FAILURES_PER_ACCOUNT_TOTAL",
+                cls.sign_in_failures_per_account_total,
                 minimum=1,
             ),
             sign_in_failures_per_address=_int(

@@ -46,7 +46,10 @@ class AccountPolicy:
 
     session_idle_secs: int
     sign_in_token_secs: int
+    # Per account from one address.
     failures_per_account: int
+    # Per account from every address together.
+    failures_per_account_total: int
     failures_per_address: int
     failure_window_secs: int
 
@@ -138,6 +141,13 @@ async def sign_in(
     time, and count the same towards the limits, so answers reveal nothing
     about which accounts exist.
 
+    Failures are limited three ways: per account from one address (so one
+    guesser is stopped soon), per address (so one guesser cannot go through
+    many accounts), and per account from everywhere, at a higher bound (so
+    a guesser with many addresses is stopped too). The first keeps anyone
+    else from locking a person out of their own account by failing on
+    purpose; only the last, far higher, can be used that way.
+
     Raises:
         RateLimited: too many recent failures for this account or address.
         Unauthenticated: the email or the password is wrong.
@@ -146,13 +156,15 @@ async def sign_in(
     now = clock.now()
     window = dt.timedelta(seconds=policy.failure_window_secs)
     account_key = "account:" + normalize_email(email)
+    pair_key = account_key + "|" + address
     address_key = "address:" + address
     async with db.connection() as conn:
         await _check_rate(
             conn,
             [
-                (account_key, policy.failures_per_account),
+                (pair_key, policy.failures_per_account),
                 (address_key, policy.failures_per_address),
+                (account_key, policy.failures_per_account_total),
             ],
             now,
             window,
@@ -162,11 +174,13 @@ async def sign_in(
             user.password_hash if user is not None and user.kind == "person" else None
         )
         if not await verify_password(hash_, password) or user is None:
-            await sign_in_failures.record(conn, [account_key, address_key], now)
+            await sign_in_failures.record(
+                conn, [pair_key, address_key, account_key], now
+            )
             logger.info("sign-in refused", extra={"address": address})
             raise Unauthenticated(_WRONG_CREDENTIALS)
 
-        await sign_in_failures.clear(conn, account_key, now + dt.timedelta(seconds=1))
+        await sign_in_failures.clear(conn, pair_key, now + dt.timedelta(seconds=1))
         lifetime = (
             policy.session_idle_secs if kind == "session" else policy.sign_in_token_secs
         )

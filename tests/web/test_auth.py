@@ -180,3 +180,45 @@ async def test_sign_in_from_another_site_is_refused(world: World) -> None:
         )
     assert response.status_code == 403
     assert "set-cookie" not in response.headers
+
+
+async def test_failing_on_purpose_does_not_lock_the_owner_out(world: World) -> None:
+    """Failures from one address lock that address out of the account,
+    not the person who signs in from elsewhere."""
+
+    def from_address(address: str) -> dict[str, str]:
+        return ORIGIN | {"X-Forwarded-For": address}
+
+    async with world.client() as client:
+        for _ in range(10):
+            await client.post(
+                SIGN_IN,
+                json={"email": world.ana.email, "password": "guess"},
+                headers=from_address("203.0.113.7"),
+            )
+        attacker = await client.post(
+            SIGN_IN,
+            json={"email": world.ana.email, "password": PASSWORD},
+            headers=from_address("203.0.113.7"),
+        )
+        owner = await client.post(
+            SIGN_IN,
+            json={"email": world.ana.email, "password": PASSWORD},
+            headers=from_address("198.51.100.20"),
+        )
+    assert attacker.status_code == 429
+    assert owner.status_code == 200
+
+
+async def test_guessing_from_many_addresses_is_limited_per_account(
+    world: World, db: Database
+) -> None:
+    # The 100 failures a distributed guesser would need, made directly.
+    async with db.connection() as conn:
+        await conn.executemany(
+            "INSERT INTO sign_in_failures (key, failed_at) VALUES ($1, now())",
+            [(f"account:{world.ana.email}",)] * 100,
+        )
+    async with world.client() as client:
+        response = await _sign_in(client, world.ana.email)
+    assert response.status_code == 429
