@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import getpass
 import logging
@@ -19,7 +20,7 @@ from server.core import accounts
 from server.core.principal import Scope
 from server.errors import TickmarkError
 from server.logs import configure_logging
-from server.settings import Settings, SettingsError
+from server.settings import Settings, SettingsError, local_url
 from server.store import companies, users
 from server.store.database import Database
 from server.store.migrate import apply_migrations
@@ -43,6 +44,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    if "PUBLIC_URL" not in os.environ:
+        # Follow the options, as from_env follows HOST and PORT.
+        settings = dataclasses.replace(settings, public_url=local_url(host, port))
     # With the embedded database nobody runs a separate worker: do its work
     # here, so emails reach the local mailbox.
     run_worker = args.worker or settings.database_url is None

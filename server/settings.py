@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "local_url"]
 
 
 class SettingsError(ValueError):
@@ -87,6 +87,7 @@ class Settings:
     # SMTP URL (smtp://, smtp+starttls://, smtps://); None keeps mail on disk.
     smtp_url: str | None = None
     # The address users reach the server at; deep links are built from it.
+    # Unset in the environment, it follows HOST and PORT (see local_url).
     public_url: str = "http://127.0.0.1:8000"
     # Signs values that leave the server (unsubscribe links, Message-IDs).
     secret_key: str = ""
@@ -201,7 +202,9 @@ class Settings:
 
         """
         env = os.environ if env is None else env
-        public_url = env.get("PUBLIC_URL") or cls.public_url
+        host = env.get("HOST") or cls.host
+        port = _int(env, "PORT", cls.port, minimum=0)
+        public_url = env.get("PUBLIC_URL") or local_url(host, port)
         scheme = urlsplit(public_url).scheme
         if scheme not in ("http", "https") or not urlsplit(public_url).netloc:
             raise SettingsError(
@@ -239,8 +242,8 @@ class Settings:
             public_url=public_url.rstrip("/"),
             secret_key=env.get("SECRET_KEY") or _local_secret(data_dir),
             data_dir=data_dir,
-            host=env.get("HOST") or cls.host,
-            port=_int(env, "PORT", cls.port, minimum=0),
+            host=host,
+            port=port,
             allowed_origins=origins,
             log_level=(env.get("LOG_LEVEL") or cls.log_level).upper(),
             log_format=log_format,
@@ -334,6 +337,19 @@ class Settings:
                 env, "REPLY_SMTP_PORT", cls.reply_smtp_port, 0, 65535
             ),
         )
+
+
+def local_url(host: str, port: int) -> str:
+    """Where a browser on this machine reaches a server listening there.
+
+    The default PUBLIC_URL, so that changing PORT (or ``--port``) alone is
+    enough to run on another port.
+    """
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (naming it, not binding it)
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _local_secret(data_dir: Path) -> str:

@@ -71,3 +71,20 @@ def test_bad_values_are_refused_with_the_variable_named(
         SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")
     ):
         Settings.from_env({"SECRET_KEY": "k", name: value})
+
+
+def test_the_public_url_follows_host_and_port_unless_given() -> None:
+    assert (
+        Settings.from_env({"SECRET_KEY": "k", "PORT": "8731"}).public_url
+        == "http://127.0.0.1:8731"
+    )
+    assert (
+        Settings.from_env(
+            {"SECRET_KEY": "k", "HOST": "0.0.0.0", "PORT": "9"}
+        ).public_url
+        == "http://127.0.0.1:9"
+    )
+    given = Settings.from_env(
+        {"SECRET_KEY": "k", "PORT": "9", "PUBLIC_URL": "https://t.example"}
+    )
+    assert given.public_url == "https://t.example"
