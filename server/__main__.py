@@ -18,6 +18,7 @@ from server.app import create_app, notification_policy, open_database, server_co
 from server.clock import SystemClock
 from server.core import accounts
 from server.core.principal import Scope
+from server.core.text import check_name
 from server.errors import TickmarkError
 from server.logs import configure_logging
 from server.settings import Settings, SettingsError, local_url
@@ -191,8 +192,9 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_company_add(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
+        name = check_name(args.name, "name")
         async with db.transaction() as conn:
-            company = await companies.insert(conn, args.name)
+            company = await companies.insert(conn, name)
         print(company.id)
         return 0
 

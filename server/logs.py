@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from typing import Any
 
 
-__all__ = ["configure_logging"]
+__all__ = ["RedactSecrets", "configure_logging", "redact"]
 
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = frozenset(
@@ -52,6 +53,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Our secrets never belong in a URL, but a client may put one there anyway
+# (``/ws?token=...``), and access logs keep URLs.
+_SECRET_PARAM = re.compile(
+    r"([?&](?:token|access_token|password|secret|key)=)[^&\s\"]*", re.IGNORECASE
+)
+_TOKEN = re.compile(r"tmk_[A-Za-z0-9_-]{8,}")
+
+
+def redact(text: str) -> str:
+    """The text with credentials in it replaced by ``[redacted]``."""
+    text = _SECRET_PARAM.sub(r"\1[redacted]", text)
+    return _TOKEN.sub("tmk_[redacted]", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts credentials from the arguments of access log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Send every logger's records to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -61,3 +87,6 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
     # pgserver logs every step of its start at INFO; only its warnings matter.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSecrets) for f in access.filters):
+        access.addFilter(RedactSecrets())

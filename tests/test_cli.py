@@ -105,6 +105,8 @@ async def test_an_operator_sets_up_a_company_with_the_command_line(
     removed = capsys.readouterr().out
     assert await _run("user-add", "dr.ng@harbor.example", "Again") == 1
     refused = capsys.readouterr().err
+    assert await _run("user-add", "x@harbor.example", "Two\r\nLines") == 1
+    two_lines = capsys.readouterr().err
     async with db.connection() as conn:
         user = await conn.fetchrow(
             "SELECT display_name, password_hash FROM users WHERE id = $1::uuid",
@@ -123,3 +125,4 @@ async def test_an_operator_sets_up_a_company_with_the_command_line(
     assert credential["live"] is True
     assert removed == "removed\nwas not a member\n"
     assert refused == "tickmark: An account with this email already exists.\n"
+    assert two_lines == "tickmark: Names are one line of text.\n"

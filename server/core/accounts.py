@@ -13,6 +13,7 @@ from server.clock import Clock
 from server.core.events import Events
 from server.core.passwords import hash_password, verify_password
 from server.core.principal import PERSON_SCOPES, Principal, Scope
+from server.core.text import check_name
 from server.errors import InvalidInput, RateLimited, Unauthenticated
 from server.store import credentials, sign_in_failures, users
 from server.store.database import Conn, Database
@@ -105,7 +106,7 @@ async def create_user(
     return await users.insert(
         conn,
         email=email,
-        display_name=display_name.strip(),
+        display_name=check_name(display_name, "name", max_chars=100),
         password_hash=password_hash,
         kind=kind,
         time_zone=time_zone,

@@ -23,6 +23,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
+# Spaces and line separators, controls, and format characters (zero-width
+# spaces and joiners, direction marks): nothing that shows by itself.
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def _visible(char: str) -> bool:
+    return unicodedata.category(char) not in _INVISIBLE
+
+
 def check_body(body: str, field: str = "body") -> str:
     """Return the body if it may be stored as a message.
 
@@ -31,7 +40,8 @@ def check_body(body: str, field: str = "body") -> str:
             text (controls, unpaired surrogates).
 
     """
-    if not body.strip():
+    if not any(_visible(c) for c in body):
+        # Spaces, zero-width and direction marks alone say nothing.
         raise InvalidInput("The message is empty.", field=field)
     try:
         size = len(body.encode("utf-8"))
@@ -75,6 +85,6 @@ def check_name(value: str, field: str, max_chars: int = 200) -> str:
         raise InvalidInput("This must not be empty.", field=field)
     if len(value) > max_chars:
         raise InvalidInput(f"At most {max_chars} characters.", field=field)
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in value):
         raise InvalidInput("Names are one line of text.", field=field)
     return value

@@ -40,6 +40,7 @@ MAX_LIST_PAGE = 200
 
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 # numeric(18, 2): sixteen digits before the point.
 _MAX_AMOUNT = Decimal("9999999999999999.99")
 
@@ -157,6 +158,13 @@ def check_fields(item: TransactionInput, field: str) -> TransactionFields:
         raise InvalidInput(
             "Dates are written YYYY-MM-DD.", field=f"{field}.date"
         ) from None
+    # Plain ASCII digits only: Decimal() would also take "1e5", "1_000",
+    # padding and other scripts' digits, none of which an export writes.
+    if not _AMOUNT.fullmatch(item.amount):
+        raise InvalidInput(
+            "Amounts are decimal numbers such as 1250.00 or -45.5.",
+            field=f"{field}.amount",
+        )
     try:
         amount = Decimal(item.amount)
     except InvalidOperation:
@@ -208,8 +216,11 @@ def check_item(item: TransactionInput, field: str) -> CheckedTransaction:
 
 
 def _change_note(before: TransactionFields, after: TransactionFields) -> str | None:
-    """A sentence for the thread when an amount or date changes, else None."""
+    """A sentence for the thread when the type, amount or date changes, else None."""
     changes = []
+    if before.type != after.type:
+        old, new = TransactionType(before.type), TransactionType(after.type)
+        changes.append(f"type from {old.label.lower()} to {new.label.lower()}")
     if before.amount != after.amount or before.currency != after.currency:
         changes.append(
             f"amount from {before.amount:.2f} {before.currency} "

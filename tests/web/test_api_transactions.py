@@ -131,6 +131,14 @@ async def test_an_amount_change_after_talk_starts_is_noted_on_the_thread(
         memo_only = await books.post(
             url, json={"transactions": [_item("qb-9", amount="1580.00", memo="Newer")]}
         )
+        retyped = await books.post(
+            url,
+            json={
+                "transactions": [
+                    _item("qb-9", amount="1580.00", memo="Newer", type="sales_receipt")
+                ]
+            },
+        )
     async with world.client(world.carl) as carl:
         thread = (await carl.get(world.tx_url(world.a, txn_id) + "/messages")).json()
     assert updated.json()["results"][0]["status"] == "updated"
@@ -145,7 +153,14 @@ async def test_an_amount_change_after_talk_starts_is_noted_on_the_thread(
             None,
             "The accounting system changed the amount from 1850.00 USD to 1580.00 USD.",
         ),
+        (
+            3,
+            "system",
+            None,
+            "The accounting system changed the type from invoice to sales receipt.",
+        ),
     ]
+    assert retyped.json()["results"][0]["status"] == "updated"
 
 
 async def test_only_accountants_with_the_scope_write_transactions(
@@ -170,6 +185,10 @@ async def test_one_bad_item_refuses_the_whole_batch(world: World, db: Database) 
         (_item("qb-2", date="14/03/2026"), "transactions.1.date"),
         (_item("qb-2", amount="12,00"), "transactions.1.amount"),
         (_item("qb-2", amount="1.005"), "transactions.1.amount"),
+        (_item("qb-2", amount="1e5"), "transactions.1.amount"),
+        (_item("qb-2", amount="1_000.00"), "transactions.1.amount"),
+        (_item("qb-2", amount=" 1.00"), "transactions.1.amount"),
+        (_item("qb-2", amount="\u0663.\u0660\u0660"), "transactions.1.amount"),
         (_item("qb-2", currency="dollars"), "transactions.1.currency"),
         (_item("qb 2"), "transactions.1.external_id"),
         (_item("qb-1"), "transactions.1.external_id"),

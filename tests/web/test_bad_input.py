@@ -44,6 +44,13 @@ POST_CASES: list[tuple[str, Any, int, str, str | None]] = [
     ("unknown field", _message(urgent=True), 422, "invalid", "urgent"),
     ("empty body", _message(body=""), 422, "invalid", "body"),
     ("blank body", _message(body=" \n\t "), 422, "invalid", "body"),
+    (
+        "invisible body",
+        _message(body="\u200b\u200d\u202e\u2028\ufeff"),
+        422,
+        "invalid",
+        "body",
+    ),
     ("oversized body", _message(body="x" * 16385), 422, "invalid", "body"),
     (
         "multibyte body over the byte limit",
