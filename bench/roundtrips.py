@@ -45,7 +45,10 @@ __all__ = ["main"]
 _counts: Counter[str] = Counter()
 # The first words of each statement sent, for the same operation.
 _statements: Counter[str] = Counter()
-_COUNTED = ("execute", "_execute", "_executemany", "reset")
+# The reset asyncpg runs when a connection goes back to the pool sends its
+# query through execute(), so it is counted there (as "SELECT
+# pg_advisory_unlock_all(); CLOSE ALL; ..."), not as a method of its own.
+_COUNTED = ("execute", "_execute", "_executemany")
 
 
 def _count(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
