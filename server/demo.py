@@ -475,7 +475,8 @@ async def load_demo(db: Database, *, now: dt.datetime) -> bool:
                 role = dict((n, m) for n, _, m in _COMPANIES)[company_name][author]
                 message, _ = await messages.insert(
                     conn,
-                    conversation_id=conversation_id,
+                    transaction_id=txn_ids[(company_name, number)],
+                    company_id=company_ids[company_name],
                     author_id=people[author],
                     author_role=role,
                     body=body,

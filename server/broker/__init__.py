@@ -61,12 +61,13 @@ class Broker(abc.ABC):
         """Disconnect and stop every background task."""
 
     @abc.abstractmethod
-    async def publish(self, news: News) -> None:
+    async def publish(self, *news: News) -> None:
         """Deliver news to local subscribers now and to other processes.
 
-        Never raises for a broker outage: local subscribers are served, and
-        what could not reach other processes is retried or announced as a
-        resync once the broker is back.
+        Several pieces of news go in one round trip, in order. Never raises
+        for a broker outage: local subscribers are served, and what could
+        not reach other processes is retried or announced as a resync once
+        the broker is back.
         """
 
     @abc.abstractmethod

@@ -26,8 +26,9 @@ class MemoryBroker(Broker):
     async def close(self) -> None:
         return None
 
-    async def publish(self, news: News) -> None:
-        self._local.deliver(news)
+    async def publish(self, *news: News) -> None:
+        for item in news:
+            self._local.deliver(item)
 
     def subscribe(self, channel: str, handler: NewsHandler) -> None:
         self._local.add(channel, handler)

@@ -125,17 +125,20 @@ class RedisBroker(Broker):
         if self._redis is not None:
             await self._redis.aclose()
 
-    async def publish(self, news: News) -> None:
-        self._local.deliver(news)
+    async def publish(self, *news: News) -> None:
+        for item in news:
+            self._local.deliver(item)
         if not self._healthy or self._backlog:
             # Keep order: nothing overtakes what is already waiting.
-            self._keep(news)
+            for item in news:
+                self._keep(item)
             return
         try:
-            await self._send(news)
+            await self._send(*news)
         except (RedisError, OSError) as exc:
             logger.warning("redis publish failed: %r", exc)
-            self._keep(news)
+            for item in news:
+                self._keep(item)
 
     def subscribe(self, channel: str, handler: NewsHandler) -> None:
         if self._local.add(channel, handler):
@@ -170,9 +173,17 @@ class RedisBroker(Broker):
         seq = b"-" if news.seq is None else str(news.seq).encode()
         return self.node + b" " + seq + b" " + news.frame
 
-    async def _send(self, news: News) -> None:
+    async def _send(self, *news: News) -> None:
         assert self._redis is not None
-        await self._redis.publish(_PREFIX + news.channel, self._encode(news))
+        if len(news) == 1:
+            await self._redis.publish(_PREFIX + news[0].channel, self._encode(news[0]))
+            return
+        # One round trip for all; a failure part way is retried whole, and
+        # subscribers drop what they already had by its position.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in news:
+                pipe.publish(_PREFIX + item.channel, self._encode(item))
+            await pipe.execute()
 
     def _keep(self, news: News) -> None:
         if len(self._backlog) == self._backlog.maxlen:

@@ -15,7 +15,12 @@ from server.store import companies, transactions
 from server.store.database import Conn
 
 
-__all__ = ["require_member", "require_scope", "require_transaction"]
+__all__ = [
+    "require_member",
+    "require_postable",
+    "require_scope",
+    "require_transaction",
+]
 
 
 def require_scope(principal: Principal, scope: Scope) -> None:
@@ -78,3 +83,31 @@ async def require_transaction(
         raise NotFound()
     require_scope(principal, scope)
     return role, summary
+
+
+async def require_postable(
+    conn: Conn,
+    principal: Principal,
+    company_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+) -> tuple[str, str]:
+    """The principal's role and the transaction's type, for posting on it.
+
+    One query, for the hot path: the same rules as
+    :func:`require_transaction` with the ``post`` scope, without reading
+    the conversation's state.
+
+    Raises:
+        NotFound: the company is not theirs, or has no such transaction.
+        Forbidden: code ``missing_scope``.
+
+    """
+    if not principal.reaches(company_id):
+        raise NotFound()
+    row = await transactions.role_and_type(
+        conn, company_id, transaction_id, principal.user_id
+    )
+    if row is None:
+        raise NotFound()
+    require_scope(principal, Scope.POST)
+    return row

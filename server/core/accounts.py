@@ -255,14 +255,17 @@ async def _issue(
         name=name,
         parent_id=parent_id,
     )
-    return IssuedCredential(_principal(user, credential), secret, expires_at)
+    principal = _principal(credential, user.display_name, user.kind)
+    return IssuedCredential(principal, secret, expires_at)
 
 
-def _principal(user: users.User, credential: credentials.Credential) -> Principal:
+def _principal(
+    credential: credentials.Credential, display_name: str, user_kind: str
+) -> Principal:
     return Principal(
-        user_id=user.id,
-        display_name=user.display_name,
-        user_kind=user.kind,
+        user_id=credential.user_id,
+        display_name=display_name,
+        user_kind=user_kind,
         credential_id=credential.id,
         credential_kind=credential.kind,
         scopes=credential.scopes,
@@ -283,15 +286,14 @@ async def authenticate(
         raise Unauthenticated("Sign in to continue.")
     now = clock.now()
     async with db.connection() as conn:
-        credential = await credentials.by_secret_hash(conn, _hash_secret(secret))
+        holder = await credentials.holder_by_secret_hash(conn, _hash_secret(secret))
+        credential = None if holder is None else holder.credential
         if (
-            credential is None
+            holder is None
+            or credential is None
             or credential.revoked_at is not None
             or (credential.expires_at is not None and credential.expires_at <= now)
         ):
-            raise Unauthenticated("Your session has ended; sign in again.")
-        user = await users.by_id(conn, credential.user_id)
-        if user is None:
             raise Unauthenticated("Your session has ended; sign in again.")
         if now - credential.last_used_at >= _TOUCH_INTERVAL:
             expires_at = credential.expires_at
@@ -299,7 +301,7 @@ async def authenticate(
                 # Sessions end after a spell of disuse, not at a fixed time.
                 expires_at = now + dt.timedelta(seconds=policy.session_idle_secs)
             await credentials.touch(conn, credential.id, now, expires_at)
-    return _principal(user, credential)
+    return _principal(credential, holder.display_name, holder.user_kind)
 
 
 async def sign_out(

@@ -13,7 +13,7 @@ from server.core.eligibility import TransactionType, check_takes_conversation
 from server.core.principal import Principal, Scope
 from server.core.services import Services
 from server.core.text import check_body, check_idempotency_key
-from server.errors import Conflict, InvalidInput
+from server.errors import Conflict, InvalidInput, TickmarkError
 from server.store import companies, messages, reads
 from server.store.database import Conn
 from server.store.messages import Message
@@ -151,33 +151,33 @@ async def _post(
     recipient_ids: list[uuid.UUID],
     idempotency_key: str,
 ) -> PostResult:
-    role, summary = await access.require_transaction(
-        conn, principal, company_id, transaction_id, Scope.POST
-    )
-
-    # A retry is answered before anything else is checked again: the first
-    # attempt passed the checks, and membership may have changed since.
-    existing = await messages.by_idempotency_key(
-        conn, principal.user_id, idempotency_key
-    )
-    if existing is not None:
+    try:
+        role, kind = await access.require_postable(
+            conn, principal, company_id, transaction_id
+        )
+        check_takes_conversation(TransactionType(kind))
+        members = await companies.members_among(conn, company_id, recipient_ids)
+        if len(members) != len(recipient_ids):
+            # Unknown ids and members of other companies get the same answer.
+            raise InvalidInput(
+                "Every recipient must be a member of this company.",
+                field="recipients",
+            )
+    except TickmarkError:
+        # A retry is answered with the first message even when a check
+        # would now refuse it (a recipient has left since, say): the first
+        # attempt passed, and the client only missed our answer.
+        existing = await messages.by_idempotency_key(
+            conn, principal.user_id, idempotency_key
+        )
+        if existing is None or existing.company_id != company_id:
+            raise
         return _replay(existing, transaction_id, body)
 
-    check_takes_conversation(TransactionType(summary.transaction.fields.type))
-    members = await companies.members_among(conn, company_id, recipient_ids)
-    if len(members) != len(recipient_ids):
-        # Unknown ids and members of other companies get the same answer.
-        raise InvalidInput(
-            "Every recipient must be a member of this company.", field="recipients"
-        )
-
-    conversation_id = await messages.conversation_of(
-        conn, transaction_id, create_in=company_id
-    )
-    assert conversation_id is not None
     message, created = await messages.insert(
         conn,
-        conversation_id=conversation_id,
+        transaction_id=transaction_id,
+        company_id=company_id,
         author_id=principal.user_id,
         author_role="bot" if principal.user_kind == "bot" else role,
         body=body,

@@ -362,12 +362,15 @@ async def _note_change(
     text = _change_note(before, after)
     if text is None:
         return None
-    conversation_id = await messages.conversation_of(conn, transaction_id)
-    if conversation_id is None:
+    # A transaction nobody has talked about gets no thread for this.
+    if await messages.conversation_of(conn, transaction_id) is None:
         return None
+    company_id = await transactions.company_of(conn, transaction_id)
+    assert company_id is not None
     note, _ = await messages.insert(
         conn,
-        conversation_id=conversation_id,
+        transaction_id=transaction_id,
+        company_id=company_id,
         author_id=None,
         author_role=None,
         body=text,

@@ -61,8 +61,9 @@ class LiveEvents:
             transaction_id=transaction_id,
             last_read_seq=last_read_seq,
         )
-        await self.broker.publish(News(channel, None, text.encode()))
-        await self.broker.publish(News(channel, None, BADGES))
+        await self.broker.publish(
+            News(channel, None, text.encode()), News(channel, None, BADGES)
+        )
 
     async def access_changed(self, user_id: uuid.UUID) -> None:
         await self.broker.publish(News(Channel.user(user_id).name, None, REVALIDATE))

@@ -13,8 +13,10 @@ from server.store.database import Conn
 
 __all__ = [
     "Credential",
+    "Holder",
     "by_ids",
     "by_secret_hash",
+    "holder_by_secret_hash",
     "insert",
     "list_tokens",
     "revoke",
@@ -94,6 +96,33 @@ async def insert(
     )
     assert row is not None
     return _credential(row)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Holder:
+    """A credential with what the server needs to know of its user."""
+
+    credential: Credential
+    display_name: str
+    # 'person' or 'bot'.
+    user_kind: str
+
+
+async def holder_by_secret_hash(conn: Conn, secret_hash: bytes) -> Holder | None:
+    """The credential with this secret and its user, in one query."""
+    row = await conn.fetchrow(
+        """
+        SELECT c.id, c.user_id, c.kind, c.name, c.scopes, c.company_ids,
+            c.created_at, c.last_used_at, c.expires_at, c.revoked_at,
+            u.display_name, u.kind AS user_kind
+        FROM credentials c JOIN users u ON u.id = c.user_id
+        WHERE c.secret_hash = $1
+        """,
+        secret_hash,
+    )
+    if row is None:
+        return None
+    return Holder(_credential(row), row["display_name"], row["user_kind"])
 
 
 async def by_secret_hash(conn: Conn, secret_hash: bytes) -> Credential | None:

@@ -140,7 +140,8 @@ async def by_idempotency_key(
 async def insert(
     conn: Conn,
     *,
-    conversation_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+    company_id: uuid.UUID,
     author_id: uuid.UUID | None,
     author_role: str | None,
     body: str,
@@ -148,13 +149,14 @@ async def insert(
     idempotency_key: str | None,
     created_at: dt.datetime,
 ) -> tuple[Message, bool]:
-    """Append a message to a conversation, or find the one already sent.
+    """Append a message to a transaction's conversation, or find the one sent.
 
-    Must run inside a transaction. The conversation's row is locked first,
-    so posts to one conversation take their numbers one after another and
-    a retry racing its original finds it stored once the lock is ours.
-    The company's row is locked next (always in this order, so two posts
-    cannot deadlock) for the company-wide number.
+    Must run inside a transaction. The work is the ``append_message``
+    function of the 0007 migration, which makes the conversation if need
+    be, locks it (so posts to one conversation take their numbers one after
+    another, and a retry racing its original finds it stored), then takes
+    the company's number, always in that order so two posts cannot
+    deadlock.
 
     Returns:
         The message, and True when this call stored it; False when the
@@ -162,64 +164,23 @@ async def insert(
 
     """
     row = await conn.fetchrow(
-        "SELECT transaction_id, company_id FROM conversations WHERE id = $1 FOR UPDATE",
-        conversation_id,
-    )
-    assert row is not None, "conversation must exist"
-    transaction_id, company_id = row["transaction_id"], row["company_id"]
-
-    if author_id is not None and idempotency_key is not None:
-        existing = await by_idempotency_key(conn, author_id, idempotency_key)
-        if existing is not None:
-            return existing, False
-
-    seq = await conn.fetchval(
         """
-        UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2
-        WHERE id = $1 RETURNING last_seq
+        SELECT message_id, created
+        FROM append_message($1, $2, $3, $4, $5, $6, $7, $8)
         """,
-        conversation_id,
-        created_at,
-    )
-    company_seq = await conn.fetchval(
-        """
-        UPDATE companies SET last_message_seq = last_message_seq + 1
-        WHERE id = $1 RETURNING last_message_seq
-        """,
-        company_id,
-    )
-    message_id = uuid.uuid4()
-    await conn.execute(
-        """
-        INSERT INTO messages (
-            id, conversation_id, transaction_id, company_id, seq, company_seq,
-            kind, author_id, author_role, body, created_at, idempotency_key
-        ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-        """,
-        message_id,
-        conversation_id,
         transaction_id,
         company_id,
-        seq,
-        company_seq,
-        "message" if author_id is not None else "system",
         author_id,
         author_role,
         body,
-        created_at,
+        recipient_ids,
         idempotency_key,
+        created_at,
     )
-    await conn.executemany(
-        """
-        INSERT INTO message_recipients
-            (user_id, conversation_id, seq, message_id, company_id)
-        VALUES ($1, $2, $3, $4, $5)
-        """,
-        [(uid, conversation_id, seq, message_id, company_id) for uid in recipient_ids],
-    )
-    stored = await conn.fetchrow(_SELECT + " WHERE m.id = $1", message_id)
+    assert row is not None
+    stored = await conn.fetchrow(_SELECT + " WHERE m.id = $1", row["message_id"])
     assert stored is not None
-    return _message(stored), True
+    return _message(stored), row["created"]
 
 
 async def page_after(

@@ -21,6 +21,7 @@ __all__ = [
     "get",
     "insert",
     "list_for_member",
+    "role_and_type",
     "upsert_by_external_id",
 ]
 
@@ -268,3 +269,23 @@ async def company_of(conn: Conn, transaction_id: uuid.UUID) -> uuid.UUID | None:
         "SELECT company_id FROM transactions WHERE id = $1", transaction_id
     )
     return company_id
+
+
+async def role_and_type(
+    conn: Conn, company_id: uuid.UUID, transaction_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[str, str] | None:
+    """The user's role in the company and the transaction's type, in one go.
+
+    None when the company has no such transaction or the user is no member.
+    """
+    row = await conn.fetchrow(
+        """
+        SELECT m.role, t.type FROM transactions t
+        JOIN memberships m ON m.company_id = t.company_id AND m.user_id = $3
+        WHERE t.id = $2 AND t.company_id = $1
+        """,
+        company_id,
+        transaction_id,
+        user_id,
+    )
+    return None if row is None else (row["role"], row["type"])

@@ -240,11 +240,10 @@ async def test_news_lost_on_the_way_is_read_from_the_database(
             await post(ana, world, world.a, world.txa["bill"], "m1", [world.carl])
             await carl.wait_type("message")
             async with db.transaction() as conn:
-                conversation = await messages.conversation_of(conn, world.txa["bill"])
-                assert conversation is not None
                 await messages.insert(
                     conn,
-                    conversation_id=conversation,
+                    transaction_id=world.txa["bill"],
+                    company_id=world.a,
                     author_id=world.ana.id,
                     author_role="accountant",
                     body="m2 (no news)",
