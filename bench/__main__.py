@@ -7,10 +7,12 @@ import ast
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import report
 from bench.processes import REPO_ROOT
@@ -59,6 +61,13 @@ def main() -> int:
         help="override one size or rate of the scale, e.g. step_secs=10",
     )
     parser.add_argument(
+        "--from",
+        dest="from_results",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="run nothing: write the report of an earlier run's results.json",
+    )
+    parser.add_argument(
         "--docs",
         action="store_true",
         help="write the table into docs/performance.md and the plot beside it",
@@ -71,25 +80,10 @@ def main() -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = args.out or REPO_ROOT / "bench" / "results" / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
-    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
-    scale = QUICK if args.quick else FULL
-    for override in args.set:
-        name, _, value = override.partition("=")
-        if name not in {f.name for f in dataclasses.fields(scale)}:
-            parser.error(f"--set: no size or rate named {name!r}")
-        scale = dataclasses.replace(scale, **{name: ast.literal_eval(value)})
-    results = asyncio.run(
-        run_suite(
-            scale=scale,
-            admin_url=args.admin_url,
-            database_name=args.database,
-            out_dir=out_dir,
-            only=tuple(args.only or SCENARIOS),
-            server_cpus="0" if pin else None,
-            generator_cpus="1" if pin else None,
-            profile=frozenset(args.profile),
-        )
-    )
+    if args.from_results is not None:
+        results = json.loads(args.from_results.read_text())
+    else:
+        results = asyncio.run(_run(parser, args, out_dir))
     lines = report.summary_lines(results)
     print("\n".join(lines))
     tables = report.markdown(results)
@@ -100,6 +94,28 @@ def main() -> int:
         report.update_docs(tables, plot)
     print(f"results: {out_dir}", file=sys.stderr)
     return 0
+
+
+async def _run(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: Path
+) -> dict[str, Any]:
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
+    scale = QUICK if args.quick else FULL
+    for override in args.set:
+        name, _, value = override.partition("=")
+        if name not in {f.name for f in dataclasses.fields(scale)}:
+            parser.error(f"--set: no size or rate named {name!r}")
+        scale = dataclasses.replace(scale, **{name: ast.literal_eval(value)})
+    return await run_suite(
+        scale=scale,
+        admin_url=args.admin_url,
+        database_name=args.database,
+        out_dir=out_dir,
+        only=tuple(args.only or SCENARIOS),
+        server_cpus="0" if pin else None,
+        generator_cpus="1" if pin else None,
+        profile=frozenset(args.profile),
+    )
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ and summarised two ways: where the time is spent (the innermost frame, or
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from bench.processes import REPO_ROOT
 
 __all__ = ["record", "summarise"]
 
+logger = logging.getLogger(__name__)
+
 # Samples per second: enough for a 5-second step, light on the server.
 _RATE_PER_SEC = 200
 # py-spy writes "name (path:line)"; the line number is dropped to group.
@@ -29,9 +33,11 @@ _FRAME = re.compile(r"^(?P<name>.*?) \((?P<path>[^:()]*)(?::\d+)?\)$")
 
 
 def _py_spy() -> str | None:
-    venv = REPO_ROOT / ".venv" / "bin" / "py-spy"
-    if venv.exists():
-        return str(venv)
+    # Installed by the ``bench`` extra beside this Python, which need not
+    # be on PATH (``make bench`` runs .venv/bin/python directly).
+    beside = Path(sys.executable).parent / "py-spy"
+    if beside.exists():
+        return str(beside)
     return shutil.which("py-spy")
 
 
@@ -46,6 +52,7 @@ async def record(
     """
     binary = _py_spy()
     if binary is None:
+        logger.warning("py-spy not found: pip install -e '.[bench]'")
         return None
     argv = [
         binary,

@@ -35,6 +35,8 @@ logger = logging.getLogger("bench")
 
 # The step number the reconnect storm's posts carry (ladders use 1-99).
 STORM_STEP = 900
+# ...and the warm-up's, whose posts are not measured.
+WARM_UP_STEP = 0
 # A step is sustained when p99 stays under this (issue 7's knee).
 KNEE_P99_MS = 250.0
 # ...and the publisher held at least this share of the target rate.
@@ -629,14 +631,9 @@ async def fanout(
             else [None]
         )
         await ctx.generator.posters(targets, tokens, ctx.run_tag)
-        await asyncio.sleep(scale.settle_secs)
-        steps = await _ladder(
-            ctx,
-            label,
-            servers,
-            layout,
-            deliveries_per_sec or scale.fanout_deliveries_per_sec,
-        )
+        rates = deliveries_per_sec or scale.fanout_deliveries_per_sec
+        result["warm_up_secs"] = await _warm_up(ctx, servers, layout, rates[0])
+        steps = await _ladder(ctx, label, servers, layout, rates)
         result["steps"] = steps
         result.update(knee(steps))
         if storm:
@@ -645,6 +642,32 @@ async def fanout(
     finally:
         result.update(await _finish(ctx, servers))
     return result
+
+
+async def _warm_up(
+    ctx: Context, servers: list[Process], layout: Layout, deliveries_per_sec: int
+) -> float:
+    """Let the connection burst settle, then post briefly at the first rate.
+
+    Right after thousands of subscriptions Tickmark is still writing
+    presence and sending viewer lists; and the first posts find cold
+    caches (prepared statements, pool connections). Neither belongs to the
+    first step, so the ladder starts once the server is quiet and warm.
+    Returns the seconds spent.
+    """
+    started = time.monotonic()
+    await asyncio.sleep(ctx.scale.settle_secs)
+    await _wait_quiet(servers)
+    await ctx.generator.publish(
+        layout.plan,
+        rate_per_sec=deliveries_per_sec / layout.fanout,
+        duration_secs=1.0,
+        step=WARM_UP_STEP,
+        ack_timeout_secs=ctx.scale.drain_secs,
+    )
+    await asyncio.sleep(1.0)
+    await _wait_quiet(servers)
+    return time.monotonic() - started
 
 
 async def _wait_quiet(servers: list[Process], limit_secs: float = 30.0) -> float:
@@ -759,8 +782,8 @@ async def durable(ctx: Context, label: str) -> dict[str, Any]:
             p.token for p in ctx.world.posters[: layout.posters]
         ]
         await ctx.generator.posters([target], tokens, ctx.run_tag)
-        await asyncio.sleep(scale.settle_secs)
         rates = tuple(r * layout.fanout for r in scale.durable_posts_per_sec)
+        result["warm_up_secs"] = await _warm_up(ctx, [server], layout, rates[0])
         steps = await _ladder(ctx, label, [server], layout, rates)
         result["steps"] = steps
         sustained = [s for s in steps if s.get("sustained")]
