@@ -19,24 +19,16 @@ async def advance(
     """Move the user's read marker forward to ``seq``; never backwards.
 
     ``seq`` is capped at the conversation's newest message, so a marker
-    can never claim to have read what does not exist yet.
+    can never claim to have read what does not exist yet. The user's
+    unread count for the conversation is recounted with it (the
+    ``advance_read`` function of migration 0008).
 
     Returns:
         The marker after the call.
 
     """
     marker: int = await conn.fetchval(
-        """
-        INSERT INTO read_states AS rs (user_id, conversation_id, last_read_seq)
-        SELECT $1, c.id, least($3, c.last_seq) FROM conversations c WHERE c.id = $2
-        ON CONFLICT (user_id, conversation_id) DO UPDATE
-            SET last_read_seq = greatest(rs.last_read_seq, excluded.last_read_seq),
-                updated_at = now()
-        RETURNING last_read_seq
-        """,
-        user_id,
-        conversation_id,
-        seq,
+        "SELECT advance_read($1, $2, $3)", user_id, conversation_id, seq
     )
     return marker
 
@@ -46,9 +38,10 @@ async def unread_by_company(
 ) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
     """Each user's unread count per company they are a member of.
 
-    Counted from the messages themselves, not kept in a counter, so it
-    cannot drift: a company the user has left counts for nothing, and
-    every company they belong to appears, with 0 when all is read.
+    Summed from ``unread_counts`` (kept per conversation where messages and
+    markers change, see migration 0008) over the user's current
+    memberships: a company the user has left counts for nothing, and every
+    company they belong to appears, with 0 when all is read.
 
     Returns:
         user id -> company id -> messages addressed to the user past
@@ -57,16 +50,12 @@ async def unread_by_company(
     """
     rows = await conn.fetch(
         """
-        SELECT m.user_id, m.company_id, (
-            SELECT count(*)::int
-            FROM message_recipients r
-            LEFT JOIN read_states rs
-                ON rs.user_id = r.user_id AND rs.conversation_id = r.conversation_id
-            WHERE r.user_id = m.user_id AND r.company_id = m.company_id
-              AND r.seq > coalesce(rs.last_read_seq, 0)
-        ) AS unread
+        SELECT m.user_id, m.company_id, coalesce(sum(u.unread), 0)::int AS unread
         FROM memberships m
+        LEFT JOIN unread_counts u
+            ON u.user_id = m.user_id AND u.company_id = m.company_id
         WHERE m.user_id = ANY($1::uuid[])
+        GROUP BY m.user_id, m.company_id
         """,
         user_ids,
     )

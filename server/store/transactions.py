@@ -108,14 +108,11 @@ _SUMMARY_SELECT = f"""
         coalesce(c.last_seq, 0) AS last_seq,
         c.last_message_at,
         coalesce(rs.last_read_seq, 0) AS last_read_seq,
-        (
-            SELECT count(*)::int FROM message_recipients r
-            WHERE r.user_id = $2 AND r.conversation_id = c.id
-              AND r.seq > coalesce(rs.last_read_seq, 0)
-        ) AS unread
+        coalesce(uc.unread, 0) AS unread
     FROM transactions t
     LEFT JOIN conversations c ON c.transaction_id = t.id
     LEFT JOIN read_states rs ON rs.conversation_id = c.id AND rs.user_id = $2
+    LEFT JOIN unread_counts uc ON uc.conversation_id = c.id AND uc.user_id = $2
 """
 
 
@@ -156,10 +153,7 @@ async def list_for_member(
         WHERE t.company_id = $1
           AND ($3::text IS NULL OR t.type = $3)
           AND ($4::bool IS NULL OR (coalesce(c.last_seq, 0) > 0) = $4)
-          AND (NOT $5 OR EXISTS (
-                SELECT 1 FROM message_recipients r
-                WHERE r.user_id = $2 AND r.conversation_id = c.id
-                  AND r.seq > coalesce(rs.last_read_seq, 0)))
+          AND (NOT $5 OR coalesce(uc.unread, 0) > 0)
           AND ($6::date IS NULL OR (t.txn_date, t.id) < ($6, $7::uuid))
         ORDER BY t.txn_date DESC, t.id DESC
         LIMIT $8
