@@ -1,11 +1,13 @@
-"""One authenticated WebSocket, driven by a reader and a writer.
+"""One authenticated WebSocket: a reader, and writes that never wait.
 
-The reader takes the client's frames one at a time and answers each; the
-writer drains a bounded queue of outgoing frames. Anything may queue a
-frame without waiting (the broker's fan-out does, for every subscriber),
-so one client that stops reading never slows the others: when its queue
-is full, or one write takes too long, it is closed with 4008 and recovers
-by reconnecting with its positions.
+The reader takes the client's frames one at a time and answers each.
+Anything may send a frame without waiting (the broker's fan-out does, for
+every subscriber): the frame goes to the transport at once when it has
+room, which is nearly always, at no task switch; otherwise it joins a
+bounded queue that a writer task drains. So one client that stops reading
+never slows the others: when its queue is full, or one write stays stuck
+too long, it is closed with 4008 and recovers by reconnecting with its
+positions.
 """
 
 from __future__ import annotations
@@ -92,13 +94,21 @@ class Connection:
         # Subscriptions by channel name; the user's own feed is not listed.
         self.subscriptions: dict[str, Subscription] = {}
 
-        # Outgoing frames, oldest first, and the writer's wake-up call.
+        # Frames waiting behind a write the transport could not take yet,
+        # oldest first; empty almost always.
         self._outbox: collections.deque[str] = collections.deque()
-        self._wake = asyncio.Event()
+        # The task finishing a stuck write and draining the outbox; None
+        # while writes go straight to the transport.
+        self._writer: asyncio.Task[None] | None = None
+        # When the write in progress got stuck (monotonic seconds); None
+        # when no write waits. The hub closes connections stuck too long.
+        self._stuck_since: float | None = None
         # Why and how the connection is being closed; None while open.
         self._closing: tuple[int, str] | None = None
         # Whether the writer sends what is queued before closing.
         self._flush_on_close = False
+        # Set once the peer is known to be gone: nothing more is written.
+        self._gone = False
         # Background work started for this connection (recovery reads).
         self._tasks: set[asyncio.Task[None]] = set()
         self._bucket = TokenBucket(
@@ -137,12 +147,15 @@ class Connection:
     # --- sending ----------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        """Queue a frame for the client; never waits.
+        """Send a frame to the client; never waits.
 
         A full queue means the client is not reading: the connection is
         closed (4008) rather than let its backlog grow without bound.
         """
-        if self._closing is not None:
+        if self._closing is not None or self._gone:
+            return
+        if self._writer is None:
+            self._write_now(text)
             return
         if len(self._outbox) >= self.limits.send_queue_frames:
             logger.warning("slow consumer", extra={"connection_id": str(self.id)})
@@ -150,7 +163,60 @@ class Connection:
             self.close(CloseCode.SLOW_CONSUMER, "send queue full; reconnect and resume")
             return
         self._outbox.append(text)
-        self._wake.set()
+
+    def _write_now(self, text: str) -> None:
+        """Hand a frame to the transport without a task, if it takes it.
+
+        The send coroutine is stepped by hand: when the transport has room
+        it finishes in that one step, and a frame costs no task switch (the
+        largest cost of fan-out when every connection had a task to wake).
+        When it waits instead (the transport is full), the rest of the write
+        is handed to a writer task, which finishes it exactly as a task
+        running it would have, and frames sent meanwhile queue behind it.
+        """
+        write = self.websocket.send({"type": "websocket.send", "text": text})
+        try:
+            waiting_on = write.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            # The peer is gone; the reader sees the disconnect and ends.
+            self._gone = True
+            return
+        self._stuck_since = self.services.clock.monotonic()
+        self._writer = asyncio.get_running_loop().create_task(
+            self._drain(write, waiting_on)
+        )
+
+    def stuck_for(self, now: float) -> float:
+        """How long the write in progress has waited for the client."""
+        return 0.0 if self._stuck_since is None else now - self._stuck_since
+
+    async def _drain(
+        self,
+        write: Coroutine[Any, Any, None] | None = None,
+        waiting_on: Any = None,
+    ) -> None:
+        """Finish a stuck write, send what queued behind it, then any close."""
+        clock = self.services.clock
+        try:
+            if write is not None:
+                await _finish(write, waiting_on)
+            while self._outbox and (self._closing is None or self._flush_on_close):
+                self._stuck_since = clock.monotonic()
+                await self.websocket.send_text(self._outbox.popleft())
+            self._stuck_since = None
+            if self._closing is not None:
+                code, reason = self._closing
+                # No time limit: a client that reads nothing reads no close
+                # either, and waiting costs nothing; it gets the close if
+                # it starts reading again, and the keepalive timeout ends
+                # the connection if it does not.
+                await self.websocket.close(code, reason)
+        except Exception:
+            self._gone = True
+        finally:
+            self._writer = None
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         """Close the connection soon; never waits.
@@ -167,7 +233,13 @@ class Connection:
         self._flush_on_close = flush
         if not flush:
             self._outbox.clear()
-        self._wake.set()
+            if self._writer is not None:
+                # Stuck on a client that does not read: give up the write.
+                self._writer.cancel()
+                self._writer = None
+                self._stuck_since = None
+        if self._writer is None and not self._gone:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work for this connection; it is cancelled when it closes."""
@@ -185,42 +257,10 @@ class Connection:
             )
             self.close(CloseCode.INTERNAL_ERROR, "internal error; reconnect and resume")
 
-    async def _write(self) -> None:
-        """Drain the outbox into the socket until the connection closes.
-
-        One time limit covers each drain rather than each frame: a timer per
-        frame would cost more than the write, and the limit's purpose is
-        only to notice a client that has stopped reading.
-        """
-        send_timeout_secs = self.limits.send_timeout_secs
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(send_timeout_secs):
-                    while self._outbox and (
-                        self._closing is None or self._flush_on_close
-                    ):
-                        await self.websocket.send_text(self._outbox.popleft())
-            except TimeoutError:
-                self.close(
-                    CloseCode.SLOW_CONSUMER, "write timed out; reconnect and resume"
-                )
-            if self._closing is not None:
-                code, reason = self._closing
-                # The peer may be gone already, or not reading at all (then
-                # the close waits like the frames did, and the keepalive
-                # timeout ends the connection): nothing more to do here.
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(send_timeout_secs):
-                        await self.websocket.close(code, reason)
-                return
-
     # --- the connection's life ---------------------------------------------------
 
     async def run(self) -> None:
         """Serve the connection until either side closes it."""
-        writer = asyncio.get_running_loop().create_task(self._write())
         try:
             # Attached first, so that no badge change falls between the
             # snapshot in the welcome and the live updates after it; badge
@@ -240,10 +280,12 @@ class Connection:
             self.hub.detach(self)
             for task in list(self._tasks):
                 task.cancel()
-            if self._closing is None or writer.done():
-                writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(writer, self.limits.send_timeout_secs)
+            writer = self._writer
+            if writer is not None:
+                if self._closing is None:
+                    writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(writer, self.limits.send_timeout_secs)
 
     async def _welcome(self) -> str:
         badges = await self.hub.badges_of(self)
@@ -432,3 +474,28 @@ def _request_id_of(text: str) -> str | None:
         return None
     value = data.get("id") if isinstance(data, dict) else None
     return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+async def _finish(write: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Run a coroutine on from where it waited, as its task would have.
+
+    ``waiting_on`` is what the coroutine yielded when it could not go on
+    (an asyncio future). If we are cancelled meanwhile, the coroutine is
+    closed, so it cleans up as a cancelled write would.
+    """
+    try:
+        while True:
+            if waiting_on is None:
+                await asyncio.sleep(0)  # a bare yield: just let others run
+            else:
+                # The coroutine's yield marked the future as awaited by a
+                # task, which it now is: ours. Unmark it, as a task does
+                # when it takes up a yielded future, or awaiting it fails.
+                waiting_on._asyncio_future_blocking = False
+                await waiting_on
+            try:
+                waiting_on = write.send(None)
+            except StopIteration:
+                return
+    finally:
+        write.close()

@@ -519,8 +519,24 @@ class Hub:
         for user_id in user_ids:
             self._badges.request(user_id)
 
+    def _close_stuck(self, now: float) -> None:
+        """Close connections whose client has not taken a frame in too long."""
+        for connection in self.connections():
+            if connection.open and connection.stuck_for(now) > (
+                self.limits.send_timeout_secs
+            ):
+                logger.warning(
+                    "write timed out", extra={"connection_id": str(connection.id)}
+                )
+                self.metrics.slow_consumers.inc()
+                connection.close(
+                    CloseCode.SLOW_CONSUMER, "write timed out; reconnect and resume"
+                )
+
     async def _poll_access(self) -> None:
-        """Notice access changes made anywhere: other processes, the CLI."""
+        """Each second: notice access changes made anywhere (other processes,
+        the command line), close connections stuck on a client that does not
+        read, and now and then re-read every credential for expiry."""
         clock = self.services.clock
         since_sweep_secs = 0.0
         last_read = clock.now()
@@ -545,6 +561,7 @@ class Hub:
                 self._seen_changes = {
                     k: t for k, t in self._seen_changes.items() if t > horizon
                 }
+                self._close_stuck(clock.monotonic())
                 if since_sweep_secs >= self.limits.credential_check_secs:
                     since_sweep_secs = 0.0
                     await self._sweep_credentials()

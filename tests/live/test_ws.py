@@ -956,3 +956,28 @@ async def test_revoking_a_bots_token_closes_its_socket(
             await client.close()
     assert revoked.status_code == 204
     assert code == 4401
+
+
+async def test_a_client_that_pauses_then_reads_again_gets_everything_in_order(
+    world: World, serve: Start
+) -> None:
+    """Writes the transport could not take at once are finished later, in
+    order, with nothing lost or doubled."""
+    url = await serve()
+    channel = f"company:{world.a}"
+    paused = await WsClient.open(url, token=world.carl.token, receive_buffer_bytes=4096)
+    try:
+        await _subscribe(paused, channel)
+        await paused.pause()
+        body = "y" * 16000
+        async with world.client(world.ana, base_url=url) as ana:
+            for _ in range(150):
+                await post(ana, world, world.a, world.txa["bill"], body, [world.carl])
+        paused.resume()
+        await paused.wait_message(channel, company_seq=150, timeout_secs=20)
+        await asyncio.sleep(secs(0.3))
+        still_open = paused.closed_code is None
+    finally:
+        await paused.close()
+    assert still_open
+    assert [m["company_seq"] for m in paused.messages(channel)] == list(range(1, 151))
