@@ -56,6 +56,11 @@ __all__ = ["Connection"]
 
 logger = logging.getLogger(__name__)
 
+# Posts one connection may have in flight at once. A bot or importer that
+# posts in bursts is not held to one database round trip after another,
+# and no client can start more work than this.
+_POSTS_IN_FLIGHT = 16
+
 # A typing notice is relayed at most this often per connection, whatever
 # the client sends: one per keystroke would flood the channel.
 _TYPING_INTERVAL_SECS = 2.0
@@ -117,6 +122,10 @@ class Connection:
         # Frames refused for rate in a row.
         self._strikes = 0
         self._last_typing: dict[uuid.UUID, float] = {}
+        # Posts in flight; each holds a slot, and the latest per transaction
+        # is kept so the next one to it waits its turn.
+        self._post_slots = asyncio.Semaphore(_POSTS_IN_FLIGHT)
+        self._posting: dict[uuid.UUID, asyncio.Task[None]] = {}
         # False until the welcome frame is queued; badge news before then
         # only marks ``badges_due``, and is acted on right after it.
         self.is_welcomed = False
@@ -354,21 +363,60 @@ class Connection:
                 request_id = _request_id_of(text)
                 raise
             request_id = getattr(parsed, "id", None)
-            await self._dispatch(parsed)
-        except TickmarkError as error:
+            if isinstance(parsed, PostFrame):
+                await self._start_post(parsed)
+            else:
+                await self._dispatch(parsed)
+        except Exception as error:
+            self._refuse(error, request_id)
+
+    def _refuse(self, error: Exception, request_id: str | None) -> None:
+        """Answer a frame whose handling failed."""
+        if isinstance(error, TickmarkError):
             self.send(error_frame(error, request_id=request_id))
-        except Exception:
-            logger.exception(
-                "frame handler failed", extra={"connection_id": str(self.id)}
+            return
+        logger.error(
+            "frame handler failed",
+            exc_info=error,
+            extra={"connection_id": str(self.id)},
+        )
+        self.send(
+            frame(
+                "error",
+                id=request_id,
+                code="internal_error",
+                message="Something went wrong on our side.",
             )
-            self.send(
-                frame(
-                    "error",
-                    id=request_id,
-                    code="internal_error",
-                    message="Something went wrong on our side.",
-                )
-            )
+        )
+
+    async def _start_post(self, parsed: PostFrame) -> None:
+        """Post in the background, so a client may have several in flight.
+
+        Up to ``_POSTS_IN_FLIGHT`` at once per connection; past that, the
+        reader waits for a slot, which slows the client down rather than
+        piling up work. Posts to one transaction still run one after
+        another, in the order sent, so its thread reads as it was typed.
+        """
+        await self._post_slots.acquire()
+        previous = self._posting.get(parsed.transaction_id)
+
+        async def run() -> None:
+            try:
+                if previous is not None:
+                    # Its outcome is its own; we only wait our turn.
+                    await asyncio.wait([previous])
+                await self._post(parsed)
+            except Exception as error:
+                self._refuse(error, parsed.id)
+            finally:
+                self._post_slots.release()
+                if self._posting.get(parsed.transaction_id) is task:
+                    del self._posting[parsed.transaction_id]
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._posting[parsed.transaction_id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- frames from the client ----------------------------------------------------
 
@@ -388,8 +436,6 @@ class Connection:
                 channel = parse_channel(parsed.channel)
                 self.hub.unsubscribe(self, channel.name)
                 self.send(frame("unsubscribed", id=parsed.id, channel=channel.name))
-            case PostFrame():
-                await self._post(parsed)
             case ReadFrame():
                 await self._mark_read(parsed)
             case TypingFrame():

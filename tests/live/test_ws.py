@@ -981,3 +981,35 @@ async def test_a_client_that_pauses_then_reads_again_gets_everything_in_order(
         await paused.close()
     assert still_open
     assert [m["company_seq"] for m in paused.messages(channel)] == list(range(1, 151))
+
+
+async def test_posts_in_flight_together_keep_each_threads_order(
+    world: World, serve: Start
+) -> None:
+    url = await serve(ws_frames_per_sec=100)
+    ana = await WsClient.open(url, token=world.ana.token)
+    sent: dict[str, list[str]] = {"bill": [], "invoice": []}
+    try:
+        await ana.wait_type("welcome")
+        for i in range(24):
+            kind = "bill" if i % 3 else "invoice"
+            sent[kind].append(f"p{i}")
+            await ana.send(
+                {
+                    "type": "post",
+                    "id": f"p{i}",
+                    "transaction_id": str(world.txa[kind]),
+                    "body": f"p{i}",
+                    "recipients": [str(world.carl.id)],
+                    "idempotency_key": f"burst-{i}",
+                }
+            )
+        for i in range(24):
+            await ana.wait_type("ack", id=f"p{i}", timeout_secs=10)
+    finally:
+        await ana.close()
+    acks = {f["id"]: f for f in ana.of_type("ack")}
+    assert len(acks) == 24
+    for ids in sent.values():
+        # Each thread numbers its posts in the order they were sent.
+        assert [acks[i]["message"]["seq"] for i in ids] == list(range(1, len(ids) + 1))
