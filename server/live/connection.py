@@ -78,6 +78,33 @@ class Connection:
 
     """
 
+    # Thousands of these live at once: slots keep each one small.
+    __slots__ = (
+        "_bucket",
+        "_closing",
+        "_flush_on_close",
+        "_gone",
+        "_last_typing",
+        "_outbox",
+        "_post_slots",
+        "_posting",
+        "_strikes",
+        "_stuck_since",
+        "_tasks",
+        "_writer",
+        "active_until",
+        "badges_due",
+        "connected_at",
+        "hub",
+        "id",
+        "is_welcomed",
+        "limits",
+        "principal",
+        "services",
+        "subscriptions",
+        "websocket",
+    )
+
     def __init__(
         self,
         websocket: WebSocket,

@@ -54,6 +54,17 @@ class Subscription:
 
     """
 
+    __slots__ = (
+        "_again",
+        "_held",
+        "channel",
+        "company_id",
+        "max_held",
+        "name",
+        "position",
+        "state",
+    )
+
     def __init__(
         self, channel: Channel, company_id: uuid.UUID | None, *, max_held: int = 1000
     ) -> None:
