@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -62,8 +63,13 @@ async def record(
         "--duration",
         str(round(duration_secs)),
     ]
-    argv += ["--rate", str(_RATE_PER_SEC), "--format", "raw", "--nonblocking"]
-    argv += ["--output", str(output)]
+    argv += ["--rate", str(_RATE_PER_SEC), "--format", "raw", "--output", str(output)]
+    if os.environ.get("BENCH_PYSPY_NATIVE"):
+        # C frames too (the garbage collector, zlib, the kernel boundary);
+        # py-spy then pauses the server for each sample.
+        argv.append("--native")
+    else:
+        argv.append("--nonblocking")
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
     process = await asyncio.create_subprocess_exec(

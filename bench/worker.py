@@ -35,6 +35,11 @@ __all__ = ["main"]
 
 logger = logging.getLogger("bench.worker")
 
+# Error codes that refuse a subscription for now, not for good.
+_RETRYABLE = frozenset({"unavailable", "rate_limited"})
+# Retries of refused subscriptions per connection attempt.
+_MAX_SUBSCRIBE_RETRIES = 10
+
 
 class Client:
     """One subscriber connection and the channels it follows.
@@ -50,6 +55,9 @@ class Client:
     __slots__ = (
         "_answers",
         "_recovery",
+        "_resume",
+        "_retries",
+        "_tickmark",
         "channels",
         "client_id",
         "ready",
@@ -79,6 +87,11 @@ class Client:
         # position that must be reached; None when not recovering.
         self._recovery: dict[bytes, int] | None = None
         self.recovered_at_secs = 0.0
+        # How the last connect subscribes: Tickmark's frames or the
+        # reference's, from the start or resuming; and the refusals retried.
+        self._tickmark = True
+        self._resume = False
+        self._retries = 0
 
     # --- frames from the server ---------------------------------------------------
 
@@ -125,8 +138,21 @@ class Client:
         elif kind == "subscribed":
             self._subscribed(frame["channel"].encode(), int(frame["last_seq"]))
         elif kind == "error":
-            self.tally.errors[str(frame.get("code"))] += 1
-            if str(frame.get("id", "")).startswith("s"):
+            code = str(frame.get("code"))
+            self.tally.errors[code] += 1
+            request_id = str(frame.get("id") or "")
+            if not request_id.startswith("s"):
+                return
+            if code in _RETRYABLE and self._retries < _MAX_SUBSCRIBE_RETRIES:
+                # As docs/protocol.md asks of clients: a subscription refused
+                # for load is tried again after the delay the error names.
+                self._retries += 1
+                self.tally.errors["subscribe_retried"] += 1
+                delay_secs = float(frame.get("retry_after_secs") or 1)
+                asyncio.get_running_loop().call_later(
+                    delay_secs, self._subscribe, int(request_id[1:])
+                )
+            else:
                 self._answered()
 
     def _subscribed(self, channel: bytes, head: int) -> None:
@@ -157,6 +183,22 @@ class Client:
 
     # --- connecting -----------------------------------------------------------------
 
+    def _subscribe(self, number: int) -> None:
+        """Send the subscription to channel ``number`` (again, after a refusal)."""
+        ws = self.ws
+        if ws is None or ws.closed.done():
+            return
+        channel = self.channels[number]
+        if not self._tickmark:
+            ws.send_text(b"sub " + channel.encode())
+            return
+        frame: dict[str, Any] = {"type": "subscribe", "id": f"s{number}"}
+        frame["channel"] = channel
+        stream = self.streams.get(channel.encode())
+        if self._resume and stream is not None:
+            frame["since"] = stream.position
+        ws.send_text(json.dumps(frame).encode())
+
     async def connect(
         self, target: dict[str, Any], source_host: str, *, resume: bool
     ) -> tuple[float, float]:
@@ -186,19 +228,11 @@ class Client:
             deflate=bool(target.get("deflate")),
         )
         upgraded_secs = self.ws.upgraded_at_secs - started
-        for number, channel in enumerate(self.channels):
-            if not tickmark:
-                self.ws.send_text(b"sub " + channel.encode())
-                continue
-            frame: dict[str, Any] = {
-                "type": "subscribe",
-                "id": f"s{number}",
-                "channel": channel,
-            }
-            stream = self.streams.get(channel.encode())
-            if resume and stream is not None:
-                frame["since"] = stream.position
-            self.ws.send_text(json.dumps(frame).encode())
+        self._tickmark = tickmark
+        self._resume = resume
+        self._retries = 0
+        for number in range(len(self.channels)):
+            self._subscribe(number)
         await asyncio.wait_for(
             asyncio.shield(self.ready), target.get("timeout_secs", 30.0)
         )
