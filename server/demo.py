@@ -465,12 +465,6 @@ async def load_demo(db: Database, *, now: dt.datetime) -> bool:
                 txn_ids[(name, number)] = txn.id
 
         for company_name, number, thread in _THREADS:
-            conversation_id = await messages.conversation_of(
-                conn,
-                txn_ids[(company_name, number)],
-                create_in=company_ids[company_name],
-            )
-            assert conversation_id is not None
             for author, recipients, hours_ago, body in thread:
                 role = dict((n, m) for n, _, m in _COMPANIES)[company_name][author]
                 message, _ = await messages.insert(
@@ -485,5 +479,7 @@ async def load_demo(db: Database, *, now: dt.datetime) -> bool:
                     created_at=now - dt.timedelta(hours=hours_ago),
                 )
                 # Authors have read their own thread up to what they wrote.
-                await reads.advance(conn, people[author], conversation_id, message.seq)
+                await reads.advance(
+                    conn, people[author], message.conversation_id, message.seq
+                )
     return True

@@ -90,34 +90,11 @@ def _message(row: asyncpg.Record) -> Message:
     )
 
 
-async def conversation_of(
-    conn: Conn, transaction_id: uuid.UUID, *, create_in: uuid.UUID | None = None
-) -> uuid.UUID | None:
-    """The id of the transaction's conversation.
-
-    Args:
-        create_in: when given, the company the transaction belongs to; a
-            missing conversation is then created.
-
-    """
+async def conversation_of(conn: Conn, transaction_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the transaction's conversation; None before the first post."""
     conversation_id: uuid.UUID | None = await conn.fetchval(
         "SELECT id FROM conversations WHERE transaction_id = $1", transaction_id
     )
-    if conversation_id is not None or create_in is None:
-        return conversation_id
-    await conn.execute(
-        """
-        INSERT INTO conversations (id, transaction_id, company_id)
-        VALUES ($1, $2, $3) ON CONFLICT (transaction_id) DO NOTHING
-        """,
-        uuid.uuid4(),
-        transaction_id,
-        create_in,
-    )
-    conversation_id = await conn.fetchval(
-        "SELECT id FROM conversations WHERE transaction_id = $1", transaction_id
-    )
-    assert conversation_id is not None
     return conversation_id
 
 
