@@ -261,8 +261,16 @@ class Generator:
         )
 
     async def delivered(self, step: int) -> int:
+        return (await self.delivered_by_step()).get(step, 0)
+
+    async def delivered_by_step(self) -> dict[int, int]:
+        """First deliveries counted so far, by step, over every worker."""
         answers = await self._each({"cmd": "progress"})
-        return sum(int(a["delivered"].get(str(step), 0)) for a in answers)
+        total: dict[int, int] = {}
+        for answer in answers:
+            for step, count in answer["delivered"].items():
+                total[int(step)] = total.get(int(step), 0) + int(count)
+        return total
 
     async def latencies_us(self, step: int) -> array.array[int]:
         answers = await self._each({"cmd": "latencies", "steps": [step]})

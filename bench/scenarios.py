@@ -401,7 +401,7 @@ async def _ladder(
         await asyncio.sleep(0.5)
 
     # A last drain, then count what never came, twice, or out of order.
-    await asyncio.sleep(scale.drain_secs)
+    await _final_drain(gen, steps)
     checks = await gen.check(expected_seqs)
     for record in steps:
         record.update(checks[record["step"]])
@@ -417,6 +417,35 @@ async def _drain(gen: Generator, step: int, expected: int, limit_secs: float) ->
         if delivered >= expected or time.monotonic() >= deadline:
             return delivered
         await asyncio.sleep(0.05)
+
+
+async def _final_drain(
+    gen: Generator,
+    steps: list[dict[str, Any]],
+    *,
+    still_secs: float = 2.0,
+    limit_secs: float = 20.0,
+) -> None:
+    """Wait while deliveries of the ladder's steps still arrive.
+
+    A message that comes late (an overloaded server, or a generator starved
+    by other load) is not lost; only one that has not come once deliveries
+    stopped for ``still_secs`` is. ``limit_secs`` bounds the wait.
+    """
+    expected = sum(int(s["expected"]) for s in steps)
+    started = time.monotonic()
+    last_total, last_change = -1, started
+    while time.monotonic() - started < limit_secs:
+        by_step = await gen.delivered_by_step()
+        total = sum(by_step.get(int(s["step"]), 0) for s in steps)
+        now = time.monotonic()
+        if total >= expected:
+            return
+        if total != last_total:
+            last_total, last_change = total, now
+        elif now - last_change >= still_secs:
+            return
+        await asyncio.sleep(0.2)
 
 
 def _unpack(packed: str) -> Any:
