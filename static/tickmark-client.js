@@ -59,7 +59,7 @@ const TYPING_INTERVAL_MS = 2_000;
  * Events (subscribe with `on`): `status` {status, code?, reason?, retryInMs?},
  * `welcome` (the frame), `message` {channel, message}, `badges` {total,
  * companies}, `read` {company_id, transaction_id, last_read_seq}, `typing`
- * {channel, user}, `viewers` {channel, viewers}, `subscribed` (the frame),
+ * {channel, user}, `viewers` {channel, viewers, count}, `subscribed` (the frame),
  * `unsubscribed` {channel, reason?}, `resync` {channel, after, last_seq},
  * `error` {code, message, channel?}.
  */
@@ -361,7 +361,11 @@ export class TickmarkClient {
         }
         break;
       case "viewers":
-        this.#emit("viewers", { channel: frame.channel, viewers: frame.viewers });
+        this.#emit("viewers", {
+          channel: frame.channel,
+          viewers: frame.viewers,
+          count: frame.count ?? frame.viewers.length,
+        });
         break;
       case "unsubscribed":
         this.#onUnsubscribed(frame);

@@ -56,6 +56,12 @@ _ACCESS_POLL_SECS = 1.0
 _ACCESS_LOOKBACK = dt.timedelta(seconds=10)
 _NOT_YOURS = "No such channel, or not yours to see."
 
+# Viewers named in a viewers frame; the frame also says how many in all.
+# Each change goes to every subscriber of the transaction, so a full list
+# would cost the square of the audience (a bill open in a thousand tabs
+# sent lists of a thousand names, a thousand times, while they opened).
+_VIEWERS_LISTED = 10
+
 # Most passes one recovery makes before it gives up and sends a resync.
 _MAX_FILL_PASSES = 20
 
@@ -455,12 +461,16 @@ class Hub:
                 continue
             transaction_id = uuid.UUID(name.removeprefix("transaction:"))
             async with self.services.db.connection() as conn:
-                found = await presence_store.viewers(
-                    conn, transaction_id, self.services.clock.now()
+                found, count = await presence_store.viewers(
+                    conn,
+                    transaction_id,
+                    self.services.clock.now(),
+                    limit=_VIEWERS_LISTED,
                 )
             text = frame(
                 "viewers",
                 channel=name,
+                count=count,
                 viewers=[{"id": uid, "name": display} for uid, display in found],
             )
             for connection in list(local):

@@ -109,17 +109,27 @@ async def users_active(
 
 
 async def viewers(
-    conn: Conn, transaction_id: uuid.UUID, now: dt.datetime
-) -> list[tuple[uuid.UUID, str]]:
-    """The people with the transaction open on a live connection, by name."""
+    conn: Conn, transaction_id: uuid.UUID, now: dt.datetime, *, limit: int
+) -> tuple[list[tuple[uuid.UUID, str]], int]:
+    """Who has the transaction open on a live connection.
+
+    Returns:
+        The first ``limit`` of them by name, and how many there are in all.
+
+    """
     rows = await conn.fetch(
         """
-        SELECT DISTINCT u.id, u.display_name
-        FROM presence p JOIN users u ON u.id = p.user_id
-        WHERE p.viewing @> ARRAY[$1::uuid] AND p.seen_at > $2
-        ORDER BY u.display_name, u.id
+        WITH here AS (
+            SELECT DISTINCT u.id, u.display_name
+            FROM presence p JOIN users u ON u.id = p.user_id
+            WHERE p.viewing @> ARRAY[$1::uuid] AND p.seen_at > $2
+        )
+        SELECT id, display_name, count(*) OVER () AS total
+        FROM here ORDER BY display_name, id LIMIT $3
         """,
         transaction_id,
         now - STALE_AFTER,
+        limit,
     )
-    return [(r["id"], r["display_name"]) for r in rows]
+    total = rows[0]["total"] if rows else 0
+    return [(r["id"], r["display_name"]) for r in rows], total

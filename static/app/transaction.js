@@ -149,12 +149,15 @@ client.on("unsubscribed", (frame) => {
   if (frame.channel === channel && frame.reason) showNoAccess();
 });
 
-client.on("viewers", ({ channel: from, viewers }) => {
+client.on("viewers", ({ channel: from, viewers, count }) => {
   if (from !== channel) return;
   const others = viewers.filter((v) => v.id !== me.id).map((v) => v.name);
+  // The frame names the first few; the count says how many in all.
+  const unnamed = count - viewers.length;
   const element = byId("viewers");
-  element.hidden = others.length === 0;
-  element.textContent = others.length ? `Also here now: ${others.join(", ")}` : "";
+  element.hidden = others.length === 0 && unnamed <= 0;
+  const more = unnamed > 0 ? ` and ${unnamed} more` : "";
+  element.textContent = `Also here now: ${others.join(", ")}${more}`;
 });
 
 const typists = new Map();

@@ -655,6 +655,7 @@ async def test_viewers_of_a_transaction_are_listed_live(
         {"id": str(world.carl.id), "name": "Carl Ibsen"},
     ]
     assert alone["viewers"] == [{"id": str(world.ana.id), "name": "Ana Moreau"}]
+    assert (both["count"], alone["count"]) == (2, 1)
 
 
 async def test_presence_follows_attention_not_the_open_socket(
