@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from server.broker.memory import MemoryBroker
 from server.broker.redis_pubsub import RedisBroker
 from server.clock import Clock, SystemClock
 from server.core.accounts import AccountPolicy
+from server.core.conversations import PostQueue
 from server.core.notifications import NotificationPolicy
 from server.core.services import Services
 from server.errors import NotFound, TickmarkError
@@ -238,6 +240,9 @@ def create_app(
             policy=policy_from(settings),
             notifications=notification_policy(settings),
         )
+        posting = PostQueue(services)
+        posting.start()
+        services = dataclasses.replace(services, posting=posting)
         hub = Hub(
             services,
             fanout,
@@ -273,6 +278,7 @@ def create_app(
             if worker_task is not None:
                 await worker_task
             await hub.close()
+            await posting.close()
             if broker is None:
                 await fanout.close()
             if database is None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
 import asyncpg
 
@@ -23,6 +26,7 @@ __all__ = [
     "MAX_PAGE",
     "MAX_RECIPIENTS",
     "MessagePage",
+    "PostQueue",
     "PostResult",
     "list_company_messages",
     "list_messages",
@@ -107,57 +111,177 @@ async def post_message(
     check_body(body)
     check_idempotency_key(idempotency_key)
     _check_recipients(principal, recipient_ids)
+    post = _Post(
+        principal, company_id, transaction_id, body, recipient_ids, idempotency_key
+    )
+    if services.posting is not None:
+        return await services.posting.store(post)
+    return await _store_alone(services, post)
 
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Post:
+    """A checked post, waiting to be stored."""
+
+    principal: Principal
+    company_id: uuid.UUID
+    transaction_id: uuid.UUID
+    body: str
+    recipient_ids: list[uuid.UUID]
+    idempotency_key: str
+
+    def order(self) -> tuple[uuid.UUID, uuid.UUID]:
+        # The order in which posts stored together take their locks:
+        # company, then conversation, as append_message does for one.
+        return (self.company_id, self.transaction_id)
+
+
+async def _store_alone(services: Services, post: _Post) -> PostResult:
+    """Store one post in a database transaction of its own, then announce it."""
     try:
         async with services.db.transaction() as conn:
-            result = await _post(
-                conn,
-                services,
-                principal,
-                company_id,
-                transaction_id,
-                body=body,
-                recipient_ids=recipient_ids,
-                idempotency_key=idempotency_key,
-            )
+            result = await _post(conn, services, post)
     except asyncpg.UniqueViolationError:
         # The same key raced in on another conversation and committed
         # first; what it stored decides the answer.
         async with services.db.connection() as conn:
             existing = await messages.by_idempotency_key(
-                conn, principal.user_id, idempotency_key
+                conn, post.principal.user_id, post.idempotency_key
             )
         if existing is None:
             raise
-        return _replay(existing, transaction_id, body)
-
+        return _replay(existing, post.transaction_id, post.body)
     if result.created:
-        logger.debug(
-            "message stored",
-            extra={"message_id": str(result.message.id), "seq": result.message.seq},
-        )
         await services.events.message_posted(result.message)
     return result
 
 
-async def _post(
-    conn: Conn,
-    services: Services,
-    principal: Principal,
-    company_id: uuid.UUID,
-    transaction_id: uuid.UUID,
-    *,
-    body: str,
-    recipient_ids: list[uuid.UUID],
-    idempotency_key: str,
-) -> PostResult:
+class PostQueue:
+    """Stores the posts that arrive together in one database transaction.
+
+    A commit waits for the disk, and every post of a company waits for the
+    company's lock, held until commit, to take its number: stored one per
+    transaction, a company's posts would go one commit at a time. The
+    queue's single task takes every post waiting (up to ``max_batch``),
+    stores them in one transaction, sorted by company and then transaction
+    (the order of arrival kept within each, so a thread keeps its order),
+    and answers each once they are committed and announced. A post that
+    arrives alone is stored alone, at once.
+
+    A post refused by a check (not found, not allowed, a reused key) is
+    answered with its error and does not hold back the others: checks fail
+    before anything is written. Any other failure rolls the whole batch
+    back, and each post is then stored on its own, so one post's fault is
+    only ever its own.
+    """
+
+    def __init__(self, services: Services, *, max_batch: int = 64) -> None:
+        self._services = services
+        self._max_batch = max_batch
+        self._waiting: list[tuple[_Post, asyncio.Future[PostResult]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="post-queue")
+
+    async def close(self) -> None:
+        """Store what is waiting, then stop; later posts are stored alone."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def store(self, post: _Post) -> PostResult:
+        if self._closing or self._task is None or self._task.done():
+            return await _store_alone(self._services, post)
+        future: asyncio.Future[PostResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((post, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                # A caller that has gone (its request cancelled) before its
+                # batch began is not stored.
+                batch = [(p, f) for p, f in batch if not f.done()]
+                if batch:
+                    await self._store_batch(batch)
+            if self._closing:
+                return
+
+    async def _store_batch(
+        self, batch: list[tuple[_Post, asyncio.Future[PostResult]]]
+    ) -> None:
+        if len(batch) == 1:
+            post, future = batch[0]
+            await _settle(future, _store_alone(self._services, post))
+            return
+        batch.sort(key=lambda item: item[0].order())
+        outcomes: list[PostResult | TickmarkError] = []
+        try:
+            async with self._services.db.transaction() as conn:
+                for post, _ in batch:
+                    try:
+                        outcomes.append(await _post(conn, self._services, post))
+                    except TickmarkError as exc:
+                        outcomes.append(exc)
+        except Exception:
+            logger.info(
+                "a batch of posts failed; storing each alone",
+                extra={"posts": len(batch)},
+                exc_info=True,
+            )
+            for post, future in batch:
+                await _settle(future, _store_alone(self._services, post))
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, PostResult) and outcome.created:
+                try:
+                    await self._services.events.message_posted(outcome.message)
+                except Exception as exc:  # handed to the caller, as when alone
+                    _hand(future, exc)
+                    continue
+            _hand(future, outcome)
+
+
+async def _settle(
+    future: asyncio.Future[PostResult], work: Coroutine[Any, Any, PostResult]
+) -> None:
+    """Run ``work`` and hand its outcome to ``future``."""
+    try:
+        result = await work
+    except Exception as exc:  # handed to the caller, who raises it
+        _hand(future, exc)
+    else:
+        _hand(future, result)
+
+
+def _hand(future: asyncio.Future[PostResult], outcome: PostResult | Exception) -> None:
+    """Answer whoever still waits on ``future`` (a cancelled caller does not)."""
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+async def _post(conn: Conn, services: Services, post: _Post) -> PostResult:
+    principal, company_id = post.principal, post.company_id
     try:
         role, kind = await access.require_postable(
-            conn, principal, company_id, transaction_id
+            conn, principal, company_id, post.transaction_id
         )
         check_takes_conversation(TransactionType(kind))
-        members = await companies.members_among(conn, company_id, recipient_ids)
-        if len(members) != len(recipient_ids):
+        members = await companies.members_among(conn, company_id, post.recipient_ids)
+        if len(members) != len(post.recipient_ids):
             # Unknown ids and members of other companies get the same answer.
             raise InvalidInput(
                 "Every recipient must be a member of this company.",
@@ -168,25 +292,25 @@ async def _post(
         # would now refuse it (a recipient has left since, say): the first
         # attempt passed, and the client only missed our answer.
         existing = await messages.by_idempotency_key(
-            conn, principal.user_id, idempotency_key
+            conn, principal.user_id, post.idempotency_key
         )
         if existing is None or existing.company_id != company_id:
             raise
-        return _replay(existing, transaction_id, body)
+        return _replay(existing, post.transaction_id, post.body)
 
     message, created = await messages.insert(
         conn,
-        transaction_id=transaction_id,
+        transaction_id=post.transaction_id,
         company_id=company_id,
         author_id=principal.user_id,
         author_role="bot" if principal.user_kind == "bot" else role,
-        body=body,
-        recipient_ids=recipient_ids,
-        idempotency_key=idempotency_key,
+        body=post.body,
+        recipient_ids=post.recipient_ids,
+        idempotency_key=post.idempotency_key,
         created_at=services.clock.now(),
     )
     if not created:
-        return _replay(message, transaction_id, body)
+        return _replay(message, post.transaction_id, post.body)
     # In the message's own transaction: the intent to mail its recipients
     # commits with it, or neither does.
     await notifications.schedule(conn, message, services.notifications)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from server.clock import Clock
 from server.core.accounts import AccountPolicy
 from server.core.events import Events
 from server.core.notifications import NotificationPolicy
 from server.store.database import Database
+
+
+if TYPE_CHECKING:
+    from server.core.conversations import PostQueue
 
 
 __all__ = ["Services"]
@@ -24,3 +29,6 @@ class Services:
     notifications: NotificationPolicy = dataclasses.field(
         default_factory=NotificationPolicy
     )
+    # Stores posts that arrive together in one database transaction; with
+    # none, each post is stored in its own.
+    posting: PostQueue | None = None

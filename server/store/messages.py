@@ -129,11 +129,12 @@ async def insert(
     """Append a message to a transaction's conversation, or find the one sent.
 
     Must run inside a transaction. The work is the ``append_message``
-    function of the 0007 migration, which makes the conversation if need
-    be, locks it (so posts to one conversation take their numbers one after
-    another, and a retry racing its original finds it stored), then takes
-    the company's number, always in that order so two posts cannot
-    deadlock.
+    database function (its latest version is in the 0009 migration): it
+    locks the company's row, then makes the conversation if need be and
+    locks it, so posts to one conversation take their numbers one after
+    another and a retry racing its original finds it stored. The locks are
+    always taken in that order, company then conversation, so posts stored
+    together in one transaction cannot deadlock with others.
 
     Returns:
         The message, and True when this call stored it; False when the

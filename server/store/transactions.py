@@ -214,7 +214,7 @@ async def upsert_by_external_id(
     existing = await conn.fetchrow(
         f"""
         SELECT {_COLUMNS} FROM transactions t
-        WHERE t.company_id = $1 AND t.external_id = $2 FOR UPDATE
+        WHERE t.company_id = $1 AND t.external_id = $2 FOR NO KEY UPDATE
         """,
         company_id,
         external_id,
