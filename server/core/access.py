@@ -13,11 +13,12 @@ from server.core.principal import Principal, Scope
 from server.errors import Forbidden, NotFound
 from server.store import companies, transactions
 from server.store.database import Conn
+from server.store.transactions import PostingFacts
 
 
 __all__ = [
+    "postable_role",
     "require_member",
-    "require_postable",
     "require_scope",
     "require_transaction",
 ]
@@ -85,29 +86,21 @@ async def require_transaction(
     return role, summary
 
 
-async def require_postable(
-    conn: Conn,
-    principal: Principal,
-    company_id: uuid.UUID,
-    transaction_id: uuid.UUID,
-) -> tuple[str, str]:
-    """The principal's role and the transaction's type, for posting on it.
+def postable_role(
+    principal: Principal, company_id: uuid.UUID, facts: PostingFacts
+) -> str:
+    """The principal's role, for posting on a transaction with these facts.
 
-    One query, for the hot path: the same rules as
-    :func:`require_transaction` with the ``post`` scope, without reading
-    the conversation's state.
+    The same rules as :func:`require_transaction` with the ``post`` scope,
+    judged on facts read beforehand (for many posts at once) with
+    :func:`server.store.transactions.posting_facts`.
 
     Raises:
         NotFound: the company is not theirs, or has no such transaction.
         Forbidden: code ``missing_scope``.
 
     """
-    if not principal.reaches(company_id):
-        raise NotFound()
-    row = await transactions.role_and_type(
-        conn, company_id, transaction_id, principal.user_id
-    )
-    if row is None:
+    if not principal.reaches(company_id) or facts.role is None or facts.type is None:
         raise NotFound()
     require_scope(principal, Scope.POST)
-    return row
+    return facts.role

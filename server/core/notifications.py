@@ -25,7 +25,7 @@ import datetime as dt
 import enum
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from server.clock import Clock
 from server.store import companies, outbox, presence
@@ -115,18 +115,20 @@ class BatchContents:
 # Writing the intent
 
 
-async def schedule(conn: Conn, message: Message, policy: NotificationPolicy) -> None:
-    """Note that the message's recipients may have to be mailed about it.
+async def schedule(
+    conn: Conn, messages: Sequence[Message], policy: NotificationPolicy
+) -> None:
+    """Note that the messages' recipients may have to be mailed about them.
 
-    Must run in the transaction that stores the message. Recipients who
+    Must run in the transaction that stores the messages. Recipients who
     turned email off, and bots, get no row.
     """
     await outbox.schedule(
         conn,
-        message_id=message.id,
-        company_id=message.company_id,
-        created_at=message.created_at,
-        recipient_ids=[r.id for r in message.recipients],
+        [
+            (m.id, m.company_id, m.created_at, [r.id for r in m.recipients])
+            for m in messages
+        ],
         default_delay_secs=policy.default_delay_secs,
     )
 

@@ -17,7 +17,6 @@ __all__ = [
     "insert",
     "list_for_user",
     "members",
-    "members_among",
     "remove_member",
     "role_of",
 ]
@@ -121,18 +120,3 @@ async def members(conn: Conn, company_id: uuid.UUID) -> list[Member]:
         company_id,
     )
     return [Member(r["id"], r["display_name"], r["role"], r["kind"]) for r in rows]
-
-
-async def members_among(
-    conn: Conn, company_id: uuid.UUID, user_ids: list[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of these users are members of the company."""
-    rows = await conn.fetch(
-        """
-        SELECT user_id FROM memberships
-        WHERE company_id = $1 AND user_id = ANY($2::uuid[])
-        """,
-        company_id,
-        user_ids,
-    )
-    return {r["user_id"] for r in rows}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -12,8 +13,10 @@ from server.store.database import Conn
 
 
 __all__ = [
+    "Draft",
     "Message",
     "Recipient",
+    "append",
     "by_id",
     "by_idempotency_key",
     "company_head",
@@ -114,6 +117,69 @@ async def by_idempotency_key(
     return None if row is None else _message(row)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Draft:
+    """A message to append, as ``append_message`` takes it."""
+
+    transaction_id: uuid.UUID
+    company_id: uuid.UUID
+    # None, with author_role and idempotency_key, for system entries.
+    author_id: uuid.UUID | None
+    author_role: str | None
+    body: str
+    recipient_ids: list[uuid.UUID]
+    idempotency_key: str | None
+    created_at: dt.datetime
+
+
+async def append(conn: Conn, drafts: Sequence[Draft]) -> list[tuple[Message, bool]]:
+    """Append messages to their transactions' conversations, in order.
+
+    Must run inside a transaction. The work is the ``append_message``
+    database function (its latest version is in the 0009 migration): it
+    locks the company's row, then makes the conversation if need be and
+    locks it, so posts to one conversation take their numbers one after
+    another and a retry racing its original finds it stored. The locks are
+    always taken in that order, company then conversation, so posts stored
+    together in one transaction cannot deadlock with others as long as
+    they come sorted by company.
+
+    The calls go to PostgreSQL in one pipeline and the messages are read
+    back in one query: two round trips however many drafts.
+
+    Returns:
+        For each draft, the message, and True when this call stored it;
+        False when the author had already sent one with its idempotency key.
+
+    """
+    if not drafts:
+        return []
+    rows = await conn.fetchmany(
+        """
+        SELECT message_id, created
+        FROM append_message($1, $2, $3, $4, $5, $6, $7, $8)
+        """,
+        [
+            (
+                d.transaction_id,
+                d.company_id,
+                d.author_id,
+                d.author_role,
+                d.body,
+                d.recipient_ids,
+                d.idempotency_key,
+                d.created_at,
+            )
+            for d in drafts
+        ],
+    )
+    stored = await conn.fetch(
+        _SELECT + " WHERE m.id = ANY($1::uuid[])", [r["message_id"] for r in rows]
+    )
+    by_id = {row["id"]: _message(row) for row in stored}
+    return [(by_id[r["message_id"]], r["created"]) for r in rows]
+
+
 async def insert(
     conn: Conn,
     *,
@@ -126,39 +192,23 @@ async def insert(
     idempotency_key: str | None,
     created_at: dt.datetime,
 ) -> tuple[Message, bool]:
-    """Append a message to a transaction's conversation, or find the one sent.
-
-    Must run inside a transaction. The work is the ``append_message``
-    database function (its latest version is in the 0009 migration): it
-    locks the company's row, then makes the conversation if need be and
-    locks it, so posts to one conversation take their numbers one after
-    another and a retry racing its original finds it stored. The locks are
-    always taken in that order, company then conversation, so posts stored
-    together in one transaction cannot deadlock with others.
-
-    Returns:
-        The message, and True when this call stored it; False when the
-        author had already sent one with this idempotency key.
-
-    """
-    row = await conn.fetchrow(
-        """
-        SELECT message_id, created
-        FROM append_message($1, $2, $3, $4, $5, $6, $7, $8)
-        """,
-        transaction_id,
-        company_id,
-        author_id,
-        author_role,
-        body,
-        recipient_ids,
-        idempotency_key,
-        created_at,
+    """Append one message: :func:`append` for a single draft."""
+    [appended] = await append(
+        conn,
+        [
+            Draft(
+                transaction_id,
+                company_id,
+                author_id,
+                author_role,
+                body,
+                recipient_ids,
+                idempotency_key,
+                created_at,
+            )
+        ],
     )
-    assert row is not None
-    stored = await conn.fetchrow(_SELECT + " WHERE m.id = $1", row["message_id"])
-    assert stored is not None
-    return _message(stored), row["created"]
+    return appended
 
 
 async def page_after(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -140,23 +141,20 @@ def _batch(row: asyncpg.Record) -> Batch:
 
 async def schedule(
     conn: Conn,
+    messages: Sequence[tuple[uuid.UUID, uuid.UUID, dt.datetime, list[uuid.UUID]]],
     *,
-    message_id: uuid.UUID,
-    company_id: uuid.UUID,
-    created_at: dt.datetime,
-    recipient_ids: list[uuid.UUID],
     default_delay_secs: int,
-) -> int:
+) -> None:
     """Add a row per recipient who gets email: people with email turned on.
 
-    Each row is due at ``created_at`` plus the recipient's own delay, or
+    ``messages`` holds (message id, company id, created at, recipients)
+    for each message, sent in one pipeline. Each row is due at the
+    message's ``created_at`` plus the recipient's own delay, or
     ``default_delay_secs`` for those who chose none.
-
-    Returns:
-        How many rows were added.
-
     """
-    status = await conn.execute(
+    if not messages:
+        return
+    await conn.executemany(
         """
         INSERT INTO mail_outbox (message_id, user_id, company_id, due_at)
         SELECT $1, u.id, $2,
@@ -164,13 +162,8 @@ async def schedule(
         FROM users u
         WHERE u.id = ANY($4::uuid[]) AND u.kind = 'person' AND u.email_notifications
         """,
-        message_id,
-        company_id,
-        created_at,
-        recipient_ids,
-        default_delay_secs,
+        [(*m, default_delay_secs) for m in messages],
     )
-    return int(status.rsplit(" ", 1)[1])
 
 
 # Turning due rows into batches

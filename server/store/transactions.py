@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -13,6 +14,7 @@ from server.store.database import Conn
 
 
 __all__ = [
+    "PostingFacts",
     "Transaction",
     "TransactionFields",
     "TransactionSummary",
@@ -21,7 +23,7 @@ __all__ = [
     "get",
     "insert",
     "list_for_member",
-    "role_and_type",
+    "posting_facts",
     "upsert_by_external_id",
 ]
 
@@ -265,21 +267,39 @@ async def company_of(conn: Conn, transaction_id: uuid.UUID) -> uuid.UUID | None:
     return company_id
 
 
-async def role_and_type(
-    conn: Conn, company_id: uuid.UUID, transaction_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[str, str] | None:
-    """The user's role in the company and the transaction's type, in one go.
+@dataclasses.dataclass(frozen=True, slots=True)
+class PostingFacts:
+    """What the rules for a post are judged on, read in one go."""
 
-    None when the company has no such transaction or the user is no member.
+    # The author's role in the company; None when they are no member.
+    role: str | None
+    # The transaction's type; None when the company has no such transaction.
+    type: str | None
+    # How many of the named recipients are members of the company.
+    members: int
+
+
+async def posting_facts(
+    conn: Conn,
+    asks: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, list[uuid.UUID]]],
+) -> list[PostingFacts]:
+    """For each (company, transaction, author, recipients), its facts.
+
+    One round trip however many: the queries go to PostgreSQL in one
+    pipeline, each answering exactly one row.
     """
-    row = await conn.fetchrow(
+    if not asks:
+        return []
+    rows = await conn.fetchmany(
         """
-        SELECT m.role, t.type FROM transactions t
-        JOIN memberships m ON m.company_id = t.company_id AND m.user_id = $3
-        WHERE t.id = $2 AND t.company_id = $1
+        SELECT
+            (SELECT m.role FROM memberships m
+             WHERE m.company_id = $1 AND m.user_id = $3) AS role,
+            (SELECT t.type FROM transactions t
+             WHERE t.id = $2 AND t.company_id = $1) AS type,
+            (SELECT count(*) FROM memberships m
+             WHERE m.company_id = $1 AND m.user_id = ANY($4::uuid[])) AS members
         """,
-        company_id,
-        transaction_id,
-        user_id,
+        asks,
     )
-    return None if row is None else (row["role"], row["type"])
+    return [PostingFacts(r["role"], r["type"], r["members"]) for r in rows]

@@ -7,6 +7,10 @@
 -- sorted the same way, can never wait on each other in a circle; the
 -- order (conversation, company) of the 0008 version could, against a post
 -- stored alone.
+--
+-- A post whose idempotency key was already used, on a transaction with no
+-- conversation yet, no longer makes one: such a post is answered from
+-- what the key stored (or refused), and stores nothing.
 
 CREATE OR REPLACE FUNCTION append_message(
     p_transaction uuid,
@@ -31,6 +35,17 @@ BEGIN
     SELECT c.id INTO v_conversation
     FROM conversations c WHERE c.transaction_id = p_transaction FOR UPDATE;
     IF NOT FOUND THEN
+        -- A key already used answers from what it stored, without making
+        -- an empty conversation for a message that will not be stored
+        -- (a different message reusing the key is refused).
+        IF p_author IS NOT NULL AND p_key IS NOT NULL THEN
+            SELECT m.id INTO v_existing FROM messages m
+            WHERE m.author_id = p_author AND m.idempotency_key = p_key;
+            IF FOUND THEN
+                RETURN QUERY SELECT v_existing, false;
+                RETURN;
+            END IF;
+        END IF;
         INSERT INTO conversations (id, transaction_id, company_id)
         VALUES (gen_random_uuid(), p_transaction, p_company)
         ON CONFLICT (transaction_id) DO NOTHING;
