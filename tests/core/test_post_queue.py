@@ -260,3 +260,32 @@ async def test_a_lost_database_fails_every_post_of_the_batch(
 
     assert [type(r) for r in results] == [Unavailable, Unavailable]
     assert heard.posted == []
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "together"])
+async def test_a_reused_key_starts_no_conversation(
+    services: Services, world: World, db: Database, together: bool
+) -> None:
+    bill, invoice = world.txa["bill"], world.txa["invoice"]
+    first = await post(
+        services, world.ana, world.a, bill, "on the bill", world.carl, key="k"
+    )
+    reuses = [
+        post(services, world.ana, world.a, invoice, "elsewhere", world.carl, key="k")
+    ]
+    if together:
+        reuses.append(
+            post(services, world.ana, world.a, bill, "on the bill", world.carl, key="k")
+        )
+    answers = await asyncio.gather(*reuses, return_exceptions=True)
+
+    assert isinstance(answers[0], Conflict)
+    if together:
+        assert isinstance(answers[1], PostResult)
+        assert (answers[1].message.id, answers[1].created) == (first.message.id, False)
+    async with db.connection() as conn:
+        threads = await conn.fetchval(
+            "SELECT count(*) FROM conversations WHERE transaction_id = $1", invoice
+        )
+    assert threads == 0
+    assert await stored(db) == [("on the bill", 1, 1)]
