@@ -29,6 +29,7 @@ from server.errors import NotFound, TickmarkError
 from server.live.events import LiveEvents
 from server.live.hub import Hub
 from server.live.limits import LiveLimits
+from server.live.wire import DirectWriteProtocol
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store.database import Database
@@ -187,12 +188,17 @@ def open_broker(settings: Settings) -> Broker:
 
 
 def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int) -> Config:
-    """How uvicorn runs the app: the WebSocket limits match the protocol's."""
+    """How uvicorn runs the app.
+
+    The WebSocket limits match the protocol's, and the WebSocket protocol
+    lets fan-out write a frame encoded once to every subscriber's socket
+    (``server.live.wire``).
+    """
     return Config(
         app,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=DirectWriteProtocol,
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_secs,
         ws_ping_timeout=settings.ws_ping_timeout_secs,

@@ -42,6 +42,7 @@ class WsClient:
         cookie: str | None = None,
         origin: str | None = None,
         receive_buffer_bytes: int | None = None,
+        compression: bool = True,
     ) -> WsClient:
         headers = {}
         if token is not None:
@@ -64,6 +65,8 @@ class WsClient:
             sock=sock,
             max_size=2**22,
             open_timeout=secs(5),
+            # Offered as browsers offer it; used when the server agrees.
+            compression="deflate" if compression else None,
         )
         return cls(connection)
 

@@ -46,6 +46,7 @@ from server.live.protocol import (
     parse_client_frame,
 )
 from server.live.subscription import Subscription
+from server.live.wire import direct_write
 from server.web.views import badges_json, message_json
 
 
@@ -82,6 +83,7 @@ class Connection:
     __slots__ = (
         "_bucket",
         "_closing",
+        "_direct",
         "_flush_on_close",
         "_gone",
         "_last_typing",
@@ -126,6 +128,9 @@ class Connection:
         # Subscriptions by channel name; the user's own feed is not listed.
         self.subscriptions: dict[str, Subscription] = {}
 
+        # Writes frames encoded once for many connections straight to the
+        # socket, when the server offers it (see server.live.wire).
+        self._direct = direct_write(websocket.scope)
         # Frames waiting behind a write the transport could not take yet,
         # oldest first; empty almost always.
         self._outbox: collections.deque[str] = collections.deque()
@@ -182,8 +187,14 @@ class Connection:
 
     # --- sending ----------------------------------------------------------------
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, encoded: bytes | None = None) -> None:
         """Send a frame to the client; never waits.
+
+        Args:
+            text: the frame.
+            encoded: the same frame already encoded for the wire (by
+                ``server.live.wire.text_frame``), when it goes to many
+                connections: written as it is where the socket allows.
 
         A full queue means the client is not reading: the connection is
         closed (4008) rather than let its backlog grow without bound.
@@ -191,7 +202,9 @@ class Connection:
         if self._closing is not None or self._gone:
             return
         if self._writer is None:
-            self._write_now(text)
+            direct = self._direct
+            if encoded is None or direct is None or not direct(encoded):
+                self._write_now(text)
             return
         if len(self._outbox) >= self.limits.send_queue_frames:
             logger.warning("slow consumer", extra={"connection_id": str(self.id)})

@@ -31,6 +31,7 @@ from server.live.limits import LiveLimits
 from server.live.presence import PresenceTracker
 from server.live.protocol import CloseCode, frame
 from server.live.subscription import Subscription, Verdict
+from server.live.wire import text_frame
 from server.metrics import Metrics
 from server.store import access_changes
 from server.store import presence as presence_store
@@ -382,11 +383,13 @@ class Hub:
             self._viewers.request(news.channel)
             return
         text = news.frame.decode()
+        # Encoded for the wire once, for every subscriber.
+        encoded = text_frame(news.frame)
         delivered = 0
         for connection, subscription in list(local.items()):
             verdict = subscription.offer(news.seq, text)
             if verdict is Verdict.DELIVER:
-                connection.send(text)
+                connection.send(text, encoded)
                 delivered += 1
             elif verdict is Verdict.GAP:
                 connection.spawn(self._fill(connection, subscription))
@@ -473,8 +476,9 @@ class Hub:
                 count=count,
                 viewers=[{"id": uid, "name": display} for uid, display in found],
             )
+            encoded = text_frame(text.encode())
             for connection in list(local):
-                connection.send(text)
+                connection.send(text, encoded)
 
     # --- access -----------------------------------------------------------------------
 

@@ -1014,3 +1014,34 @@ async def test_posts_in_flight_together_keep_each_threads_order(
     for ids in sent.values():
         # Each thread numbers its posts in the order they were sent.
         assert [acks[i]["message"]["seq"] for i in ids] == list(range(1, len(ids) + 1))
+
+
+async def test_deflate_and_plain_clients_of_one_channel_read_the_same_frames(
+    world: World, serve: Start
+) -> None:
+    """A frame encoded once for plain sockets is not what a socket that
+    negotiated compression may be sent: each gets what it can read."""
+    url = await serve(ws_compression=True)
+    channel = f"company:{world.a}"
+    plain = await WsClient.open(url, token=world.carl.token, compression=False)
+    deflated = await WsClient.open(url, token=world.cora.token)
+    try:
+        assert plain.connection.protocol.extensions == []
+        assert [e.name for e in deflated.connection.protocol.extensions] == [
+            "permessage-deflate"
+        ]
+        await _subscribe(plain, channel)
+        await _subscribe(deflated, channel)
+        bodies = [f"Receipt {i} é€ <b>" for i in range(1, 31)]
+        async with world.client(world.ana, base_url=url) as ana:
+            for body in bodies:
+                await post(ana, world, world.a, world.txa["bill"], body, [world.carl])
+        await plain.wait_message(channel, company_seq=30)
+        await deflated.wait_message(channel, company_seq=30)
+    finally:
+        await plain.close()
+        await deflated.close()
+    for client in (plain, deflated):
+        received = client.messages(channel)
+        assert [m["company_seq"] for m in received] == list(range(1, 31))
+        assert [m["body"] for m in received] == bodies
