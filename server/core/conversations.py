@@ -156,7 +156,7 @@ async def _store_alone(services: Services, post: _Post) -> PostResult:
         if isinstance(outcome, TickmarkError):
             raise outcome from None
     if outcome.created:
-        await services.events.message_posted(outcome.message)
+        await services.events.messages_posted([outcome.message])
     return outcome
 
 
@@ -240,14 +240,26 @@ class PostQueue:
             for post, future in batch:
                 await _settle(future, _store_alone(self._services, post))
             return
+        created = [
+            outcome.message
+            for outcome in outcomes
+            if isinstance(outcome, PostResult) and outcome.created
+        ]
+        failure: Exception | None = None
+        if created:
+            try:
+                await self._services.events.messages_posted(created)
+            except Exception as exc:  # handed to the callers, as when alone
+                failure = exc
         for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, PostResult) and outcome.created:
-                try:
-                    await self._services.events.message_posted(outcome.message)
-                except Exception as exc:  # handed to the caller, as when alone
-                    _hand(future, exc)
-                    continue
-            _hand(future, outcome)
+            if (
+                failure is not None
+                and isinstance(outcome, PostResult)
+                and outcome.created
+            ):
+                _hand(future, failure)
+            else:
+                _hand(future, outcome)
 
 
 async def _settle(

@@ -8,6 +8,7 @@ of a message that could still be rolled back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from server.store.messages import Message
@@ -17,8 +18,11 @@ __all__ = ["Events", "NoEvents"]
 
 
 class Events(Protocol):
-    async def message_posted(self, message: Message) -> None:
-        """A message was stored; tell its channels and its recipients."""
+    async def messages_posted(self, messages: Sequence[Message]) -> None:
+        """Messages were stored; tell their channels and their recipients.
+
+        In the order given, which keeps each conversation's order.
+        """
         ...
 
     async def read_advanced(
@@ -39,7 +43,7 @@ class Events(Protocol):
 class NoEvents:
     """Tells no one: for commands that change data with no server running."""
 
-    async def message_posted(self, message: Message) -> None:
+    async def messages_posted(self, messages: Sequence[Message]) -> None:
         return None
 
     async def read_advanced(

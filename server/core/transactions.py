@@ -280,8 +280,8 @@ async def upsert_transactions(
         if role not in ("accountant", "bot"):
             raise Forbidden("Only the company's accountants write transactions.")
         results, notes = await _upsert_checked(conn, services, company_id, checked)
-    for note in notes:
-        await services.events.message_posted(note)
+    if notes:
+        await services.events.messages_posted(notes)
     return results
 
 
@@ -318,8 +318,8 @@ async def upsert_as_operator(
         if await companies.by_id(conn, company_id) is None:
             raise NotFound(f"There is no company {company_id}.")
         results, notes = await _upsert_checked(conn, services, company_id, checked)
-    for note in notes:
-        await services.events.message_posted(note)
+    if notes:
+        await services.events.messages_posted(notes)
     return results
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from server.broker import Broker, News
 from server.core.channels import Channel
@@ -32,20 +33,25 @@ class LiveEvents:
         # Where published messages are counted; None counts nothing.
         self.metrics = metrics
 
-    async def message_posted(self, message: Message) -> None:
+    async def messages_posted(self, messages: Sequence[Message]) -> None:
+        news: list[News] = []
+        recipients: dict[uuid.UUID, None] = {}
+        for message in messages:
+            body = message_json(message)
+            for channel, position in (
+                (Channel.transaction(message.transaction_id), message.seq),
+                (Channel.company(message.company_id), message.company_seq),
+            ):
+                text = frame("message", channel=channel.name, message=body)
+                news.append(News(channel.name, position, text.encode()))
+            recipients.update(dict.fromkeys(r.id for r in message.recipients))
+        # One signal per recipient, however many of the messages name them:
+        # each recomputes the whole snapshot.
+        news.extend(News(Channel.user(u).name, None, BADGES) for u in recipients)
         if self.metrics is not None:
-            self.metrics.messages_published.inc()
-        body = message_json(message)
-        for channel, position in (
-            (Channel.transaction(message.transaction_id), message.seq),
-            (Channel.company(message.company_id), message.company_seq),
-        ):
-            text = frame("message", channel=channel.name, message=body)
-            await self.broker.publish(News(channel.name, position, text.encode()))
-        for recipient in message.recipients:
-            await self.broker.publish(
-                News(Channel.user(recipient.id).name, None, BADGES)
-            )
+            self.metrics.messages_published.inc(len(messages))
+        # One publish, so one Redis round trip for the lot.
+        await self.broker.publish(*news)
 
     async def read_advanced(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -32,8 +32,8 @@ class Heard:
     def __init__(self) -> None:
         self.posted: list[Message] = []
 
-    async def message_posted(self, message: Message) -> None:
-        self.posted.append(message)
+    async def messages_posted(self, messages: Sequence[Message]) -> None:
+        self.posted.extend(messages)
 
     async def read_advanced(
         self,
