@@ -11,6 +11,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions import ClientExtensionFactory
 
 from tests.timing import secs
 
@@ -43,6 +44,7 @@ class WsClient:
         origin: str | None = None,
         receive_buffer_bytes: int | None = None,
         compression: bool = True,
+        extensions: list[ClientExtensionFactory] | None = None,
     ) -> WsClient:
         headers = {}
         if token is not None:
@@ -66,7 +68,8 @@ class WsClient:
             max_size=2**22,
             open_timeout=secs(5),
             # Offered as browsers offer it; used when the server agrees.
-            compression="deflate" if compression else None,
+            compression="deflate" if compression and extensions is None else None,
+            extensions=extensions,
         )
         return cls(connection)
 

@@ -46,7 +46,7 @@ from server.live.protocol import (
     parse_client_frame,
 )
 from server.live.subscription import Subscription
-from server.live.wire import direct_write
+from server.live.wire import SharedFrame, direct_write
 from server.web.views import badges_json, message_json
 
 
@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 # posts in bursts is not held to one database round trip after another,
 # and no client can start more work than this.
 _POSTS_IN_FLIGHT = 16
+
+# Transactions whose company one connection keeps (see _company_of).
+_COMPANIES_KEPT = 256
 
 # A typing notice is relayed at most this often per connection, whatever
 # the client sends: one per keystroke would flood the channel.
@@ -83,6 +86,7 @@ class Connection:
     __slots__ = (
         "_bucket",
         "_closing",
+        "_companies",
         "_direct",
         "_flush_on_close",
         "_gone",
@@ -158,6 +162,9 @@ class Connection:
         # is kept so the next one to it waits its turn.
         self._post_slots = asyncio.Semaphore(_POSTS_IN_FLIGHT)
         self._posting: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # The companies of transactions this connection posted to or read,
+        # so that each one is looked up once (created on first use).
+        self._companies: dict[uuid.UUID, uuid.UUID] | None = None
         # False until the welcome frame is queued; badge news before then
         # only marks ``badges_due``, and is acted on right after it.
         self.is_welcomed = False
@@ -187,14 +194,13 @@ class Connection:
 
     # --- sending ----------------------------------------------------------------
 
-    def send(self, text: str, encoded: bytes | None = None) -> None:
+    def send(self, text: str, shared: SharedFrame | None = None) -> None:
         """Send a frame to the client; never waits.
 
         Args:
             text: the frame.
-            encoded: the same frame already encoded for the wire (by
-                ``server.live.wire.text_frame``), when it goes to many
-                connections: written as it is where the socket allows.
+            shared: the same frame encoded once for the many connections
+                it goes to: written as it is where the socket allows.
 
         A full queue means the client is not reading: the connection is
         closed (4008) rather than let its backlog grow without bound.
@@ -203,7 +209,7 @@ class Connection:
             return
         if self._writer is None:
             direct = self._direct
-            if encoded is None or direct is None or not direct(encoded):
+            if shared is None or direct is None or not direct(shared):
                 self._write_now(text)
             return
         if len(self._outbox) >= self.limits.send_queue_frames:
@@ -501,10 +507,25 @@ class Connection:
         self.hub.presence_changed(self)
 
     async def _company_of(self, transaction_id: uuid.UUID) -> uuid.UUID:
-        async with self.services.db.connection() as conn:
-            return await subscriptions.locate_transaction(
-                conn, self.principal, transaction_id
-            )
+        """The company of a transaction the client may see.
+
+        A transaction never changes company, so the answer is kept. Keeping
+        it grants nothing: posting and reading check the principal's access
+        to the company and transaction again, each time.
+        """
+        known = self._companies
+        if known is None:
+            known = self._companies = {}
+        company_id = known.get(transaction_id)
+        if company_id is None:
+            async with self.services.db.connection() as conn:
+                company_id = await subscriptions.locate_transaction(
+                    conn, self.principal, transaction_id
+                )
+            if len(known) >= _COMPANIES_KEPT:
+                known.clear()
+            known[transaction_id] = company_id
+        return company_id
 
     async def _post(self, parsed: PostFrame) -> None:
         company_id = await self._company_of(parsed.transaction_id)

@@ -31,7 +31,7 @@ from server.live.limits import LiveLimits
 from server.live.presence import PresenceTracker
 from server.live.protocol import CloseCode, frame
 from server.live.subscription import Subscription, Verdict
-from server.live.wire import text_frame
+from server.live.wire import SharedFrame
 from server.metrics import Metrics
 from server.store import access_changes
 from server.store import presence as presence_store
@@ -383,13 +383,12 @@ class Hub:
             self._viewers.request(news.channel)
             return
         text = news.frame.decode()
-        # Encoded for the wire once, for every subscriber.
-        encoded = text_frame(news.frame)
+        shared = SharedFrame(news.frame)
         delivered = 0
         for connection, subscription in list(local.items()):
             verdict = subscription.offer(news.seq, text)
             if verdict is Verdict.DELIVER:
-                connection.send(text, encoded)
+                connection.send(text, shared)
                 delivered += 1
             elif verdict is Verdict.GAP:
                 connection.spawn(self._fill(connection, subscription))
@@ -476,9 +475,9 @@ class Hub:
                 count=count,
                 viewers=[{"id": uid, "name": display} for uid, display in found],
             )
-            encoded = text_frame(text.encode())
+            shared = SharedFrame(text.encode())
             for connection in list(local):
-                connection.send(text, encoded)
+                connection.send(text, shared)
 
     # --- access -----------------------------------------------------------------------
 

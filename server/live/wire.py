@@ -4,19 +4,27 @@ Fan-out sends one message to every subscriber of a channel. Through ASGI,
 each of those sends walks Starlette's and uvicorn's send chain and encodes
 the same WebSocket frame again; the bench measured that chain, once per
 subscriber, as most of what Tickmark spent per delivery beyond the
-kernel's own write. Here the frame is encoded once, and written to each
-socket's transport directly.
+kernel's own write. Here a :class:`SharedFrame` is encoded once, and
+written to each socket's transport directly.
 
 Uvicorn runs `/ws` on :class:`DirectWriteProtocol`, its sans-I/O WebSocket
-protocol with one addition: the connection's ASGI scope carries a
-``tickmark.direct_write`` extension whose ``write`` callable takes an
-encoded frame and either writes it at once or declines. It declines
-whenever a plain ASGI send would have to do more than write bytes: while
-the handshake or the close is under way, once the peer is gone, while the
-transport is paused for back-pressure, and on a connection that negotiated
-compression (each such connection keeps its own deflate state, so its
-frames differ). The caller then sends through ASGI as usual, and nothing
-changes for that frame.
+protocol with two changes:
+
+- The connection's ASGI scope carries a ``tickmark.direct_write``
+  extension whose ``write`` callable takes a shared frame and either
+  writes it at once or declines. It declines whenever a plain ASGI send
+  would have to do more than write bytes: while the handshake or the close
+  is under way, once the peer is gone, and while the transport is paused
+  for back-pressure. The caller then sends through ASGI as usual, and
+  nothing changes for that frame.
+- Compression (permessage-deflate, when enabled) starts every message
+  afresh, in both directions ("no context takeover"), instead of keeping a
+  compressor and a decompressor per connection for its whole life. An idle
+  connection then holds no zlib state (uvicorn's default holds about 40
+  KiB per connection), and since every connection compresses a message
+  alike, a shared frame is compressed once for all of them too. The price
+  is a lower ratio on small messages, which cannot refer back to earlier
+  ones; Centrifugo's WebSocket library offers only this mode.
 
 Server frames are never masked and uvicorn never fragments, so a whole
 frame written between others is exactly what its own send would have
@@ -25,35 +33,79 @@ written.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import (
     WebSocketsSansIOProtocol,
+)
+from uvicorn.server import ServerState
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
 )
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 
 __all__ = [
     "EXTENSION",
     "DirectWrite",
     "DirectWriteProtocol",
+    "SharedFrame",
     "direct_write",
-    "text_frame",
 ]
 
 #: The name of the ASGI scope extension.
 EXTENSION = "tickmark.direct_write"
 
-#: Writes an encoded frame; False when the caller must send it through ASGI.
-DirectWrite = Callable[[bytes], bool]
+# Compression as uvicorn configures it (a 4 KiB window, a small hash
+# table), minus the context kept between messages.
+_WINDOW_BITS = 12
+_COMPRESS_SETTINGS = {"memLevel": 5}
+
+# Compresses shared frames exactly as each connection's own extension
+# would: with no context takeover, a message's compressed form depends on
+# nothing but the message and these settings.
+_SHARED_DEFLATE = PerMessageDeflate(
+    remote_no_context_takeover=True,
+    local_no_context_takeover=True,
+    remote_max_window_bits=_WINDOW_BITS,
+    local_max_window_bits=_WINDOW_BITS,
+    compress_settings=_COMPRESS_SETTINGS,
+)
 
 
-def text_frame(payload: bytes) -> bytes:
-    """Encode UTF-8 text as a complete, unmasked server frame."""
-    return Frame(Opcode.TEXT, payload).serialize(mask=False)
+class SharedFrame:
+    """A text frame for many sockets, encoded once in each form asked for.
+
+    Args:
+        payload: the frame's text, in UTF-8.
+
+    """
+
+    __slots__ = ("_deflated", "payload", "plain")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.plain = Frame(Opcode.TEXT, payload).serialize(mask=False)
+        self._deflated: bytes | None = None
+
+    def deflated(self) -> bytes:
+        """The frame compressed, for connections that negotiated it."""
+        if self._deflated is None:
+            self._deflated = Frame(Opcode.TEXT, self.payload).serialize(
+                mask=False, extensions=[_SHARED_DEFLATE]
+            )
+        return self._deflated
+
+
+#: Writes a shared frame; False when the caller must send it through ASGI.
+DirectWrite = Callable[[SharedFrame], bool]
 
 
 def direct_write(scope: Mapping[str, Any]) -> DirectWrite | None:
@@ -63,28 +115,66 @@ def direct_write(scope: Mapping[str, Any]) -> DirectWrite | None:
 
 
 class DirectWriteProtocol(WebSocketsSansIOProtocol):
-    """Uvicorn's WebSocket protocol, offering direct writes to the app."""
+    """Uvicorn's WebSocket protocol, with direct writes and lean compression."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: Any = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        if config.ws_per_message_deflate:
+            self.conn = ServerProtocol(
+                extensions=[
+                    ServerPerMessageDeflateFactory(
+                        server_no_context_takeover=True,
+                        client_no_context_takeover=True,
+                        server_max_window_bits=_WINDOW_BITS,
+                        client_max_window_bits=_WINDOW_BITS,
+                        compress_settings=_COMPRESS_SETTINGS,
+                    )
+                ],
+                max_size=config.ws_max_size,
+                logger=logging.getLogger("uvicorn.error"),
+            )
+        # Which form of a shared frame this connection takes; None: neither
+        # (an extension we do not encode alike). Known after the handshake.
+        self.shared_form: str | None = "plain"
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
+        extensions = self.conn.extensions
+        if extensions:
+            [extension] = extensions
+            alike = (
+                isinstance(extension, PerMessageDeflate)
+                and extension.local_no_context_takeover
+                and extension.local_max_window_bits == _WINDOW_BITS
+                and extension.compress_settings == _COMPRESS_SETTINGS
+            )
+            # A client may ask for a smaller window, and gets its own frames.
+            self.shared_form = "deflated" if alike else None
         # The app's task starts after this returns, so it sees the
         # extension; a refused handshake has no scope and no app.
         scope = getattr(self, "scope", None)
         if scope is not None:
-            scope["extensions"][EXTENSION] = {"write": self.write_frame}
+            scope["extensions"][EXTENSION] = {"write": self.write_shared}
 
-    def write_frame(self, data: bytes) -> bool:
-        """Write an encoded frame now, if a plain send would do just that."""
+    def write_shared(self, frame: SharedFrame) -> bool:
+        """Write a shared frame now, if a plain send would do just that."""
+        form = self.shared_form
         if (
-            self.disconnected
+            form is None
+            or self.disconnected
             or self.close_sent
             or not self.handshake_complete
             or self.initial_response is not None
             or not self.writable.is_set()
             or self.conn.state is not State.OPEN
-            or self.conn.extensions
             or self.transport.is_closing()
         ):
             return False
-        self.transport.write(data)
+        self.transport.write(frame.plain if form == "plain" else frame.deflated())
         return True

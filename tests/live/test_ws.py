@@ -10,6 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
 
 from server.store import companies, messages, presence
 from server.store.database import Database
@@ -1019,29 +1023,83 @@ async def test_posts_in_flight_together_keep_each_threads_order(
 async def test_deflate_and_plain_clients_of_one_channel_read_the_same_frames(
     world: World, serve: Start
 ) -> None:
-    """A frame encoded once for plain sockets is not what a socket that
-    negotiated compression may be sent: each gets what it can read."""
+    """Frames encoded once for many sockets reach each in the form it
+    negotiated: plain, compressed afresh per message, or compressed its own
+    way (a client asking for a smaller window)."""
     url = await serve(ws_compression=True)
     channel = f"company:{world.a}"
     plain = await WsClient.open(url, token=world.carl.token, compression=False)
     deflated = await WsClient.open(url, token=world.cora.token)
+    small_window = await WsClient.open(
+        url,
+        token=world.ana.token,
+        extensions=[ClientPerMessageDeflateFactory(server_max_window_bits=10)],
+    )
+    clients = (plain, deflated, small_window)
     try:
         assert plain.connection.protocol.extensions == []
-        assert [e.name for e in deflated.connection.protocol.extensions] == [
-            "permessage-deflate"
-        ]
-        await _subscribe(plain, channel)
-        await _subscribe(deflated, channel)
-        bodies = [f"Receipt {i} é€ <b>" for i in range(1, 31)]
+        [ours] = deflated.connection.protocol.extensions
+        assert isinstance(ours, PerMessageDeflate)
+        # Both sides start every message afresh: no zlib state kept.
+        assert (ours.local_no_context_takeover, ours.remote_no_context_takeover) == (
+            True,
+            True,
+        )
+        [theirs] = small_window.connection.protocol.extensions
+        assert isinstance(theirs, PerMessageDeflate)
+        assert theirs.remote_max_window_bits == 10
+        for client in clients:
+            await _subscribe(client, channel)
+        bodies = [f"Receipt {i} é€ <b> " + "ledger " * i for i in range(1, 31)]
         async with world.client(world.ana, base_url=url) as ana:
             for body in bodies:
                 await post(ana, world, world.a, world.txa["bill"], body, [world.carl])
-        await plain.wait_message(channel, company_seq=30)
-        await deflated.wait_message(channel, company_seq=30)
+        for client in clients:
+            await client.wait_message(channel, company_seq=30)
     finally:
-        await plain.close()
-        await deflated.close()
-    for client in (plain, deflated):
+        for client in clients:
+            await client.close()
+    for client in clients:
+        assert client.closed_code in (None, 1000)
         received = client.messages(channel)
         assert [m["company_seq"] for m in received] == list(range(1, 31))
         assert [m["body"] for m in received] == bodies
+
+
+async def test_a_member_removed_between_two_posts_cannot_post_or_read_again(
+    world: World, serve: Start, db: Database
+) -> None:
+    """The socket remembers where a transaction lives, not who may use it."""
+    url = await serve()
+    carl = await WsClient.open(url, token=world.carl.token)
+    bill = str(world.txa["bill"])
+
+    def post_frame(n: int) -> dict[str, object]:
+        return {
+            "type": "post",
+            "id": f"p{n}",
+            "transaction_id": bill,
+            "body": f"Question {n}",
+            "recipients": [str(world.ana.id)],
+            "idempotency_key": f"removed-{n}",
+        }
+
+    try:
+        first = await carl.request(post_frame(1))
+        read = await carl.request(
+            {"type": "read", "id": "r1", "transaction_id": bill, "seq": 1}
+        )
+        async with db.transaction() as conn:
+            await companies.remove_member(conn, world.a, world.carl.id)
+        second = await carl.request(post_frame(2))
+        read_again = await carl.request(
+            {"type": "read", "id": "r2", "transaction_id": bill, "seq": 1}
+        )
+    finally:
+        await carl.close()
+    assert (first["type"], first["message"]["seq"]) == ("ack", 1)
+    assert (read["type"], read["last_read_seq"]) == ("ack", 1)
+    assert (second["type"], second["code"]) == ("error", "not_found")
+    assert (read_again["type"], read_again["code"]) == ("error", "not_found")
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 1
