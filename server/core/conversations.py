@@ -177,28 +177,44 @@ class PostQueue:
     before anything is written. Any other failure rolls the whole batch
     back, and each post is then stored on its own, so one post's fault is
     only ever its own.
+
+    Two batches are in flight at once, so that while PostgreSQL works on
+    one, this process announces and answers the other: one at a time, each
+    waited for the other, and the queue backed up long before either was
+    busy. Two batches cannot deadlock, as both take their locks in the
+    same order, and posts on one company still wait for each other's
+    commit. A client that waits for each answer before its next post (as
+    the socket does, per transaction) sees its posts numbered in the order
+    it sent them; posts sent at the same moment by different clients are
+    numbered in the order their batches reach the company's lock.
     """
 
-    def __init__(self, services: Services, *, max_batch: int = 64) -> None:
+    def __init__(
+        self, services: Services, *, max_batch: int = 64, in_flight: int = 2
+    ) -> None:
         self._services = services
         self._max_batch = max_batch
+        self._in_flight = in_flight
         self._waiting: list[tuple[_Post, asyncio.Future[PostResult]]] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="post-queue")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"post-queue-{n}")
+            for n in range(self._in_flight)
+        ]
 
     async def close(self) -> None:
         """Store what is waiting, then stop; later posts are stored alone."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
 
     async def store(self, post: _Post) -> PostResult:
-        if self._closing or self._task is None or self._task.done():
+        if self._closing or all(task.done() for task in self._tasks):
             return await _store_alone(self._services, post)
         future: asyncio.Future[PostResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((post, future))
@@ -208,7 +224,9 @@ class PostQueue:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            self._wake.clear()
+            if not self._closing:
+                # Closing leaves it set, so that every task sees the close.
+                self._wake.clear()
             while self._waiting:
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]

@@ -448,7 +448,7 @@ class Connection:
 
         async def run() -> None:
             try:
-                if previous is not None:
+                if previous is not None and not previous.done():
                     # Its outcome is its own; we only wait our turn.
                     await asyncio.wait([previous])
                 await self._post(parsed)

@@ -289,3 +289,39 @@ async def test_a_reused_key_starts_no_conversation(
         )
     assert threads == 0
     assert await stored(db) == [("on the bill", 1, 1)]
+
+
+async def test_batches_in_flight_together_keep_numbers_gapless_and_order_kept(
+    services: Services, world: World, db: Database
+) -> None:
+    """Four clients each post one after another, all at once, on two
+    companies: the queue's batches overlap and every number still comes
+    without a gap, each client's posts in the order it sent them."""
+
+    async def client(
+        author: Person, company: uuid.UUID, txn: uuid.UUID, name: str, to: Person
+    ) -> list[PostResult]:
+        return [
+            await post(services, author, company, txn, f"{name} {i}", to)
+            for i in range(15)
+        ]
+
+    runs = await asyncio.gather(
+        client(world.ana, world.a, world.txa["bill"], "a-bill", world.carl),
+        client(world.ana, world.a, world.txa["invoice"], "a-invoice", world.carl),
+        client(world.ben, world.b, world.txb["bill"], "b-bill", world.bea),
+        client(world.ben, world.b, world.txb["invoice"], "b-invoice", world.bea),
+    )
+
+    for run in runs:
+        assert [r.message.seq for r in run] == list(range(1, 16))
+    rows = await stored(db)
+    assert len(rows) == 60
+    by_company: dict[str, list[int]] = {"a": [], "b": []}
+    for body, _, company_seq in rows:
+        by_company[body[0]].append(company_seq)
+    assert by_company == {"a": list(range(1, 31)), "b": list(range(1, 31))}
+    async with db.connection() as conn:
+        commits = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM messages")
+    # Posts were stored in several batches, not one by one nor all at once.
+    assert 1 < commits < 60
