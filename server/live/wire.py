@@ -8,7 +8,7 @@ kernel's own write. Here a :class:`SharedFrame` is encoded once, and
 written to each socket's transport directly.
 
 Uvicorn runs `/ws` on :class:`DirectWriteProtocol`, its sans-I/O WebSocket
-protocol with two changes:
+protocol with three changes:
 
 - The connection's ASGI scope carries a ``tickmark.direct_write``
   extension whose ``write`` callable takes a shared frame and either
@@ -25,6 +25,15 @@ protocol with two changes:
   alike, a shared frame is compressed once for all of them too. The price
   is a lower ratio on small messages, which cannot refer back to earlier
   ones; Centrifugo's WebSocket library offers only this mode.
+- A connection holds less: its handshake request is let go once answered,
+  and its inbox of ASGI events and its writable flag are lighter than the
+  asyncio queue and event uvicorn uses (four deques of 600 bytes each,
+  for a queue that rarely holds more than one event, since uvicorn stops
+  reading the socket until the app takes it).
+
+This leans on uvicorn's protocol class, not only its public settings:
+the attributes replaced here are its own (``queue``, ``writable``,
+``request``). The WebSocket suite in ``tests/live`` runs every test on it.
 
 Server frames are never masked and uvicorn never fragments, so a whole
 frame written between others is exactly what its own send would have
@@ -33,6 +42,7 @@ written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -114,6 +124,71 @@ def direct_write(scope: Mapping[str, Any]) -> DirectWrite | None:
     return None if extension is None else extension["write"]
 
 
+class _Inbox:
+    """ASGI events waiting for the app, for one reader; cheaper to hold
+    than ``asyncio.Queue``."""
+
+    __slots__ = ("_events", "_waiter")
+
+    def __init__(self) -> None:
+        self._events: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, event: Any) -> None:
+        self._events.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._events
+
+    async def get(self) -> Any:
+        while not self._events:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._events.pop(0)
+
+
+class _Flag:
+    """``asyncio.Event``'s interface, holding no waiter list while unused."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
 class DirectWriteProtocol(WebSocketsSansIOProtocol):
     """Uvicorn's WebSocket protocol, with direct writes and lean compression."""
 
@@ -125,6 +200,9 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
         _loop: Any = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
+        self.writable.set()
         if config.ws_per_message_deflate:
             self.conn = ServerProtocol(
                 extensions=[
@@ -145,6 +223,8 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
+        # Kept by uvicorn, read by no one; the scope has the headers.
+        del self.request
         extensions = self.conn.extensions
         if extensions:
             [extension] = extensions
