@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from uvicorn import Config
 
 from server.broker import Broker
@@ -34,6 +35,7 @@ from server.metrics import Metrics
 from server.settings import Settings
 from server.store.database import Database
 from server.store.migrate import apply_migrations
+from server.web import ws
 from server.web._http import JSON, error_response
 from server.web.routes import routes
 
@@ -41,6 +43,36 @@ from server.web.routes import routes
 __all__ = ["create_app", "open_broker", "open_database", "server_config"]
 
 logger = logging.getLogger(__name__)
+
+
+class SocketShortcut:
+    """Hands the WebSocket endpoint its sockets ahead of the router.
+
+    A socket lives as long as the ASGI call that opened it, and so does
+    every coroutine between uvicorn and the endpoint: through the router,
+    the route and the exception middleware with their wrappers, eight of
+    them, held in memory for each of thousands of open sockets. None acts
+    on this endpoint, which answers its own refusals and closes its own
+    sockets, so its sockets go to it directly. (Behind a ``root_path``
+    the path does not match, and the router serves it as before.)
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        endpoint: Callable[[WebSocket], Awaitable[None]],
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            await self.endpoint(WebSocket(scope, receive, send))
+            return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -292,7 +324,10 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SocketShortcut, path="/ws", endpoint=ws.websocket_endpoint),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers={
             TickmarkError: _tickmark_error,
             HTTPException: _http_error,
