@@ -335,6 +335,8 @@ class Connection:
             else:
                 self.send(welcome)
                 self.hub.welcomed(self)
+                # This frame lives as long as the connection: let it go.
+                del welcome
             await self._read()
         finally:
             self.hub.detach(self)
