@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import gc
 import getpass
 import logging
 import os
@@ -40,6 +41,23 @@ async def _with_db(
         await db.close()
 
 
+def _tune_garbage_collector() -> None:
+    """Make the cyclic collector's full passes rare, for a server's heap.
+
+    Each open socket is a few hundred objects that live as long as it
+    does, and a full collection walks every one: with 5,000 sockets open,
+    each full pass stopped the server for 70 to 480 ms, about twenty times
+    in one run of the fan-out bench, and a message caught behind one waited
+    that long. Full passes now wait for ten times as many young ones
+    (three in the same run, still 400 to 650 ms each), and the objects made
+    at startup (modules, classes, routes) are left out of every later
+    pass. Young passes, a few milliseconds each, are as before.
+    """
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -61,6 +79,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # to die by it; exiting normally instead lets atexit handlers run, which
     # is what stops the embedded PostgreSQL.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    _tune_garbage_collector()
     uvicorn.Server(config).run()
     return 0
 
