@@ -25,15 +25,15 @@ protocol with three changes:
   alike, a shared frame is compressed once for all of them too. The price
   is a lower ratio on small messages, which cannot refer back to earlier
   ones; Centrifugo's WebSocket library offers only this mode.
-- A connection holds less: its handshake request is let go once answered,
-  and its inbox of ASGI events and its writable flag are lighter than the
-  asyncio queue and event uvicorn uses (four deques of 600 bytes each,
-  for a queue that rarely holds more than one event, since uvicorn stops
-  reading the socket until the app takes it).
+- A connection holds less: its handshake request's headers are let go
+  once the scope has them, and its inbox of ASGI events and its writable
+  flag are lighter than the asyncio queue and event uvicorn uses (four
+  deques of 600 bytes each, for a queue that rarely holds more than one
+  event, since uvicorn stops reading the socket until the app takes it).
 
 This leans on uvicorn's protocol class, not only its public settings:
-the attributes replaced here are its own (``queue``, ``writable``,
-``request``). The WebSocket suite in ``tests/live`` runs every test on it.
+the attributes replaced here are its own (``queue``, ``writable``). The
+WebSocket suite in ``tests/live`` runs every test on it.
 
 Server frames are never masked and uvicorn never fragments, so a whole
 frame written between others is exactly what its own send would have
@@ -223,8 +223,11 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
-        # Kept by uvicorn, read by no one; the scope has the headers.
-        del self.request
+        # The request stays referenced for the connection's life (uvicorn
+        # keeps it, and so does the parser that read it) but is read by no
+        # one once the scope holds its headers: empty them, a list and two
+        # strings per header.
+        event.headers.clear()
         extensions = self.conn.extensions
         if extensions:
             [extension] = extensions
