@@ -24,7 +24,7 @@ protocol with three changes:
   KiB per connection), and since every connection compresses a message
   alike, a shared frame is compressed once for all of them too. The price
   is a lower ratio on small messages, which cannot refer back to earlier
-  ones; Centrifugo's WebSocket library offers only this mode.
+  ones; gorilla/websocket, which Centrifugo builds on, offers only this mode.
 - A connection holds less: its handshake request's headers are let go
   once the scope has them, and its inbox of ASGI events and its writable
   flag are lighter than the asyncio queue and event uvicorn uses (four
