@@ -92,8 +92,7 @@ class Connection:
         "_gone",
         "_last_typing",
         "_outbox",
-        "_post_slots",
-        "_posting",
+        "_posts",
         "_strikes",
         "_stuck_since",
         "_tasks",
@@ -152,17 +151,16 @@ class Connection:
         # Set once the peer is known to be gone: nothing more is written.
         self._gone = False
         # Background work started for this connection (recovery reads).
-        self._tasks: set[asyncio.Task[None]] = set()
+        # (Made on first use, as are the posting and typing state below:
+        # most connections only listen.)
+        self._tasks: set[asyncio.Task[None]] | None = None
         self._bucket = TokenBucket(
             limits.frames_per_sec, limits.frames_burst, clock.monotonic()
         )
         # Frames refused for rate in a row.
         self._strikes = 0
-        self._last_typing: dict[uuid.UUID, float] = {}
-        # Posts in flight; each holds a slot, and the latest per transaction
-        # is kept so the next one to it waits its turn.
-        self._post_slots = asyncio.Semaphore(_POSTS_IN_FLIGHT)
-        self._posting: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._last_typing: dict[uuid.UUID, float] | None = None
+        self._posts: _PostsInFlight | None = None
         # The companies of transactions this connection posted to or read,
         # so that each one is looked up once (created on first use).
         self._companies: dict[uuid.UUID, uuid.UUID] | None = None
@@ -304,11 +302,17 @@ class Connection:
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work for this connection; it is cancelled when it closes."""
         task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
+        self._keep(task)
         task.add_done_callback(self._task_done)
 
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Hold the task until it ends; it is cancelled if the connection does."""
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
                 "connection task failed",
@@ -340,7 +344,7 @@ class Connection:
             await self._read()
         finally:
             self.hub.detach(self)
-            for task in list(self._tasks):
+            for task in list(self._tasks or ()):
                 task.cancel()
             writer = self._writer
             if writer is not None:
@@ -450,8 +454,11 @@ class Connection:
         piling up work. Posts to one transaction still run one after
         another, in the order sent, so its thread reads as it was typed.
         """
-        await self._post_slots.acquire()
-        previous = self._posting.get(parsed.transaction_id)
+        posts = self._posts
+        if posts is None:
+            posts = self._posts = _PostsInFlight()
+        await posts.slots.acquire()
+        previous = posts.latest.get(parsed.transaction_id)
 
         async def run() -> None:
             try:
@@ -462,14 +469,13 @@ class Connection:
             except Exception as error:
                 self._refuse(error, parsed.id)
             finally:
-                self._post_slots.release()
-                if self._posting.get(parsed.transaction_id) is task:
-                    del self._posting[parsed.transaction_id]
+                posts.slots.release()
+                if posts.latest.get(parsed.transaction_id) is task:
+                    del posts.latest[parsed.transaction_id]
 
         task = asyncio.get_running_loop().create_task(run())
-        self._posting[parsed.transaction_id] = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        posts.latest[parsed.transaction_id] = task
+        self._keep(task)
 
     # --- frames from the client ----------------------------------------------------
 
@@ -572,12 +578,25 @@ class Connection:
                 field="transaction_id",
             )
         now = self.services.clock.monotonic()
+        if self._last_typing is None:
+            self._last_typing = {}
         last = self._last_typing.get(parsed.transaction_id)
         if last is not None and now - last < _TYPING_INTERVAL_SECS:
             return
         self._last_typing[parsed.transaction_id] = now
         self._active()
         await self.hub.typing(self, parsed.transaction_id)
+
+
+class _PostsInFlight:
+    """A connection's posts in flight: each holds a slot, and the latest
+    per transaction is kept so that the next one to it waits its turn."""
+
+    __slots__ = ("latest", "slots")
+
+    def __init__(self) -> None:
+        self.slots = asyncio.Semaphore(_POSTS_IN_FLIGHT)
+        self.latest: dict[uuid.UUID, asyncio.Task[None]] = {}
 
 
 def _request_id_of(text: str) -> str | None:

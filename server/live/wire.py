@@ -25,8 +25,8 @@ protocol with three changes:
   alike, a shared frame is compressed once for all of them too. The price
   is a lower ratio on small messages, which cannot refer back to earlier
   ones; gorilla/websocket, which Centrifugo builds on, offers only this mode.
-- A connection holds less: its handshake request's headers are let go
-  once the scope has them, and its inbox of ASGI events and its writable
+- A connection holds less: the headers of its handshake are let go once
+  read (the scope has a copy) or written, and its inbox of ASGI events and its writable
   flag are lighter than the asyncio queue and event uvicorn uses (four
   deques of 600 bytes each, for a queue that rarely holds more than one
   event, since uvicorn stops reading the socket until the app takes it).
@@ -244,6 +244,13 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][EXTENSION] = {"write": self.write_shared}
+
+    def start_keepalive(self) -> None:
+        # Uvicorn starts the pings right after writing the handshake's
+        # answer, which it keeps for the socket's life: its headers are
+        # needed no more.
+        self.response.headers.clear()
+        super().start_keepalive()
 
     def write_shared(self, frame: SharedFrame) -> bool:
         """Write a shared frame now, if a plain send would do just that."""
