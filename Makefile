@@ -33,7 +33,7 @@ check: $(VENV)/.installed
 
 # The benchmarks of docs/performance.md, beside a bare reference server:
 # needs the machine's PostgreSQL (127.0.0.1:5432, trust) and redis-server;
-# about 12 minutes on 2 cores; rewrites the table and the plot in docs/.
+# about 8 minutes on 2 cores; rewrites the table and the plot in docs/.
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --docs

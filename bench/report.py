@@ -93,7 +93,7 @@ def _verdict(value: float | None, limit: float, *, at_most: bool) -> str:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 7's targets against this run's figures."""
+    """The project's performance targets against this run's figures."""
     s = _by_label(results)
     rows: list[dict[str, Any]] = []
 
@@ -284,7 +284,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"most CPU used by other processes during a step: "
         f"{_other_load(results):.0%} of a core.",
         "",
-        "### Targets (issue 7)",
+        "### Targets",
         "",
     ]
     out += _table(

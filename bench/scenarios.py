@@ -1,4 +1,4 @@
-"""The five scenarios of issue 7, each against Tickmark and the reference.
+"""The five scenarios of the bench, each against Tickmark and the reference.
 
 A scenario starts its servers, connects subscribers through the
 generator, runs its ladder or its storm, and returns a JSON-ready dict of
@@ -37,7 +37,7 @@ logger = logging.getLogger("bench")
 STORM_STEP = 900
 # ...and the warm-up's, whose posts are not measured.
 WARM_UP_STEP = 0
-# A step is sustained when p99 stays under this (issue 7's knee).
+# A step is sustained when p99 stays under this (the targets' knee).
 KNEE_P99_MS = 250.0
 # ...and the publisher held at least this share of the target rate.
 _HELD_SHARE = 0.97
@@ -47,7 +47,7 @@ _OVERLOAD_SHARE = 0.2
 
 @dataclasses.dataclass(frozen=True)
 class Scale:
-    """Sizes and rates of a run; ``FULL`` is issue 7's, ``QUICK`` a smoke test."""
+    """Sizes and rates of a run; ``FULL`` is the targets', ``QUICK`` a smoke test."""
 
     companies: int
     clients: int
