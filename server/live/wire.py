@@ -8,7 +8,7 @@ kernel's own write. Here a :class:`SharedFrame` is encoded once, and
 written to each socket's transport directly.
 
 Uvicorn runs `/ws` on :class:`DirectWriteProtocol`, its sans-I/O WebSocket
-protocol with three changes:
+protocol with four changes:
 
 - The connection's ASGI scope carries a ``tickmark.direct_write``
   extension whose ``write`` callable takes a shared frame and either
@@ -30,6 +30,8 @@ protocol with three changes:
   flag are lighter than the asyncio queue and event uvicorn uses (four
   deques of 600 bytes each, for a queue that rarely holds more than one
   event, since uvicorn stops reading the socket until the app takes it).
+- Pings that arrive while the client is not reading (the transport is
+  paused) get no pong, instead of one pong each held in memory.
 
 This leans on uvicorn's protocol class, not only its public settings:
 the attributes replaced here are its own (``queue``, ``writable``). The
@@ -244,6 +246,16 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][EXTENSION] = {"write": self.write_shared}
+
+    def handle_ping(self) -> None:
+        output = self.conn.data_to_send()
+        # While the transport is paused the client is not reading what we
+        # write: its pongs are dropped, not buffered one per ping it sends,
+        # which let a client that pings without reading grow our memory
+        # as fast as it could send. (RFC 6455 allows answering only the
+        # latest ping; a client that reads again gets its next one.)
+        if self.writable.is_set():
+            self.transport.write(b"".join(output))
 
     def start_keepalive(self) -> None:
         # Uvicorn starts the pings right after writing the handshake's

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import socket
 import uuid
 from typing import Any
 
@@ -14,6 +16,7 @@ from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
 )
+from websockets.frames import Frame, Opcode
 
 from server.store import companies, messages, presence
 from server.store.database import Database
@@ -1103,3 +1106,81 @@ async def test_a_member_removed_between_two_posts_cannot_post_or_read_again(
     assert (read_again["type"], read_again["code"]) == ("error", "not_found")
     async with db.connection() as conn:
         assert await conn.fetchval("SELECT count(*) FROM messages") == 1
+
+
+async def _read_server_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One unmasked frame from the server: (opcode, payload)."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+async def test_pings_from_a_client_that_does_not_read_are_not_piled_up(
+    world: World, serve: Start
+) -> None:
+    """A pong the client cannot read yet is dropped: one kept per ping let
+    a client that pings without reading grow the server's memory."""
+    url = await serve()
+    host, _, port = url.removeprefix("http://").partition(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    # The reader stops taking from the socket once it holds 128 KiB.
+    reader, writer = await asyncio.open_connection(sock=sock, limit=2**16)
+    channel = f"company:{world.a}"
+    try:
+        writer.write(
+            (
+                "GET /ws HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n"
+                f"Authorization: Bearer {world.carl.token}\r\n\r\n"
+            ).encode()
+        )
+        answer = await reader.readuntil(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 101")
+        subscribe = {"type": "subscribe", "id": "s", "channel": channel}
+        writer.write(
+            Frame(Opcode.TEXT, json.dumps(subscribe).encode()).serialize(mask=True)
+        )
+        await writer.drain()
+        # Stop reading, and post more than the kernel's buffers hold, so
+        # that the server's transport is full and paused.
+        body = "z" * 16000
+        async with world.client(world.ana, base_url=url) as ana:
+            for _ in range(POSTS):
+                await post(ana, world, world.a, world.txa["bill"], body, [world.carl])
+        ping = Frame(Opcode.PING, b"p" * 100).serialize(mask=True)
+        for _ in range(5000):
+            writer.write(ping)
+        await writer.drain()
+        await asyncio.sleep(secs(0.5))
+        # Read again: everything posted arrives, and no pong for the flood;
+        # a ping sent once the client has caught up is answered.
+        seqs: list[int] = []
+        pongs: list[bytes] = []
+        asked = False
+        while b"again" not in pongs:
+            if len(seqs) == POSTS and not asked:
+                writer.write(Frame(Opcode.PING, b"again").serialize(mask=True))
+                asked = True
+            opcode, payload = await asyncio.wait_for(
+                _read_server_frame(reader), secs(10)
+            )
+            if opcode == Opcode.PONG:
+                pongs.append(payload)
+            elif opcode == Opcode.TEXT:
+                frame = json.loads(payload)
+                if frame["type"] == "message":
+                    seqs.append(frame["message"]["company_seq"])
+    finally:
+        writer.close()
+    assert seqs == list(range(1, POSTS + 1))
+    assert pongs == [b"again"]
