@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 
-__all__ = ["RedactSecrets", "configure_logging", "redact"]
+__all__ = ["ClientFaults", "RedactSecrets", "configure_logging", "redact"]
 
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = frozenset(
@@ -78,6 +78,25 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class ClientFaults(logging.Filter):
+    """Logs a client's malformed input as INFO, without a traceback.
+
+    Uvicorn logs a text frame that is not UTF-8 as an error with its
+    traceback, and closes the socket with 1007. The fault is the client's,
+    and anyone may send such frames, one connection after another: at
+    ERROR they would bury our own errors.
+    """
+
+    _MESSAGES = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in self._MESSAGES:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Send every logger's records to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -90,3 +109,6 @@ def configure_logging(level: str, fmt: str) -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactSecrets) for f in access.filters):
         access.addFilter(RedactSecrets())
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientFaults) for f in errors.filters):
+        errors.addFilter(ClientFaults())
