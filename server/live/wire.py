@@ -29,7 +29,8 @@ protocol with four changes:
   read (the scope has a copy) or written, and its inbox of ASGI events and its writable
   flag are lighter than the asyncio queue and event uvicorn uses (four
   deques of 600 bytes each, for a queue that rarely holds more than one
-  event, since uvicorn stops reading the socket until the app takes it).
+  event, since uvicorn stops reading the socket until the app takes it);
+  a closed connection is freed at once, not by the cycle collector.
 - Pings that arrive while the client is not reading (the transport is
   paused) get no pong, instead of one pong each held in memory.
 
@@ -246,6 +247,15 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][EXTENSION] = {"write": self.write_shared}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # The scope holds our bound method, and so us: a cycle that only a
+        # full garbage collection would free. Broken here, the connection
+        # is freed as soon as its last user lets go.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(EXTENSION, None)
 
     def handle_ping(self) -> None:
         output = self.conn.data_to_send()

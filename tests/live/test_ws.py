@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import json
 import socket
 import uuid
@@ -1184,3 +1185,26 @@ async def test_pings_from_a_client_that_does_not_read_are_not_piled_up(
         writer.close()
     assert seqs == list(range(1, POSTS + 1))
     assert pongs == [b"again"]
+
+
+async def test_a_closed_socket_is_freed_without_the_cycle_collector(
+    world: World, serve: Start
+) -> None:
+    """Memory comes back when a client leaves, not at the next full garbage
+    collection (which, with thousands of sockets open, is rare and slow)."""
+    url = await serve()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(5):
+            client = await WsClient.open(url, token=world.carl.token)
+            await _subscribe(client, f"company:{world.a}")
+            await client.close()
+        await asyncio.sleep(secs(0.5))
+        gc.collect()
+        left = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert "DirectWriteProtocol" not in left
+    assert "Connection" not in left
