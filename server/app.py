@@ -289,6 +289,7 @@ def create_app(
             metrics=metrics,
         )
         metrics.watch(hub, fanout)
+        stop_timing_collections = metrics.watch_garbage_collector()
         app.state.metrics = metrics
         await hub.start()
         app.state.services = services
@@ -317,6 +318,7 @@ def create_app(
                 await worker_task
             await hub.close()
             await posting.close()
+            stop_timing_collections()
             if broker is None:
                 await fanout.close()
             if database is None:

@@ -7,9 +7,18 @@ of its own, so several apps in one process (as in tests) do not collide.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import gc
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 
 if TYPE_CHECKING:
@@ -69,6 +78,34 @@ class Metrics:
             "1 while the broker reaches the other processes, else 0.",
             registry=self.registry,
         )
+        self._gc_pauses = Histogram(
+            "tickmark_gc_full_pause_seconds",
+            "Full garbage collections of this process, by how long each stopped it.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+
+    def watch_garbage_collector(self) -> Callable[[], None]:
+        """Time the process's full garbage collections until told to stop.
+
+        A full pass stops everything in the process while it walks every
+        object the open sockets keep, so its length is latency that every
+        client waiting then sees (docs/operations.md). Returns the function
+        that stops the timing.
+        """
+        started = 0.0
+
+        def on_collection(phase: str, info: dict[str, Any]) -> None:
+            nonlocal started
+            if info["generation"] != 2:
+                return
+            if phase == "start":
+                started = time.perf_counter()
+            else:
+                self._gc_pauses.observe(time.perf_counter() - started)
+
+        gc.callbacks.append(on_collection)
+        return lambda: gc.callbacks.remove(on_collection)
 
     def watch(self, hub: Hub, broker: Broker) -> None:
         """Read the gauges from the hub and broker at each scrape."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+
 import httpx
 
 from server.store.database import Database
@@ -76,3 +78,31 @@ async def test_metrics_need_the_token_when_one_is_set(db: Database) -> None:
         )
     assert without.status_code == wrong.status_code == 404
     assert right.status_code == 200
+
+
+def _full_collections(metrics_text: str) -> float:
+    [line] = [
+        line
+        for line in metrics_text.splitlines()
+        if line.startswith("tickmark_gc_full_pause_seconds_count ")
+    ]
+    return float(line.split()[1])
+
+
+async def test_full_garbage_collections_are_timed_while_the_server_runs(
+    db: Database,
+) -> None:
+    watchers = len(gc.callbacks)
+    async with (
+        RunningServer(make_settings(), db) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        before = _full_collections((await client.get("/metrics")).text)
+        gc.collect()
+        gc.collect()
+        after = _full_collections((await client.get("/metrics")).text)
+        watching = len(gc.callbacks)
+    assert after - before >= 2
+    assert watching == watchers + 1
+    # The server stops timing when it stops.
+    assert len(gc.callbacks) == watchers
