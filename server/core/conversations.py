@@ -165,8 +165,8 @@ class PostQueue:
 
     A commit waits for the disk, and every post of a company waits for the
     company's lock, held until commit, to take its number: stored one per
-    transaction, a company's posts would go one commit at a time. The
-    queue's single task takes every post waiting (up to ``max_batch``),
+    transaction, a company's posts would go one commit at a time. Each of
+    the queue's tasks takes every post waiting (up to ``max_batch``),
     stores them in one transaction, sorted by company and then transaction
     (the order of arrival kept within each, so a thread keeps its order),
     and answers each once they are committed and announced. A post that
@@ -263,21 +263,17 @@ class PostQueue:
             for outcome in outcomes
             if isinstance(outcome, PostResult) and outcome.created
         ]
-        failure: Exception | None = None
+        answers: list[PostResult | Exception] = list(outcomes)
         if created:
             try:
                 await self._services.events.messages_posted(created)
             except Exception as exc:  # handed to the callers, as when alone
-                failure = exc
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if (
-                failure is not None
-                and isinstance(outcome, PostResult)
-                and outcome.created
-            ):
-                _hand(future, failure)
-            else:
-                _hand(future, outcome)
+                answers = [
+                    exc if isinstance(a, PostResult) and a.created else a
+                    for a in answers
+                ]
+        for (_, future), answer in zip(batch, answers, strict=True):
+            _hand(future, answer)
 
 
 async def _settle(

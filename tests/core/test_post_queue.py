@@ -17,6 +17,7 @@ from server.app import policy_from
 from server.clock import SystemClock
 from server.core import conversations
 from server.core.conversations import PostQueue, PostResult
+from server.core.events import NoEvents
 from server.core.principal import PERSON_SCOPES, Principal
 from server.core.services import Services
 from server.errors import Conflict, ConversationNotAllowed, NotFound, Unavailable
@@ -26,26 +27,14 @@ from server.store.messages import Message
 from tests.world import Person, World
 
 
-class Heard:
-    """The events a post announces, in the order it announced them."""
+class Heard(NoEvents):
+    """The messages posts announce, in the order they announced them."""
 
     def __init__(self) -> None:
         self.posted: list[Message] = []
 
     async def messages_posted(self, messages: Sequence[Message]) -> None:
         self.posted.extend(messages)
-
-    async def read_advanced(
-        self,
-        user_id: uuid.UUID,
-        company_id: uuid.UUID,
-        transaction_id: uuid.UUID,
-        last_read_seq: int,
-    ) -> None:
-        return None
-
-    async def access_changed(self, user_id: uuid.UUID) -> None:
-        return None
 
 
 def principal_of(person: Person) -> Principal:
