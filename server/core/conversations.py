@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from server.core import access, notifications
+from server.core import access
 from server.core.eligibility import TransactionType, check_takes_conversation
 from server.core.principal import Principal, Scope
 from server.core.services import Services
@@ -137,9 +137,9 @@ class _Post:
 
 
 async def _store_alone(services: Services, post: _Post) -> PostResult:
-    """Store one post in a database transaction of its own, then announce it."""
+    """Store one post, then announce it."""
     try:
-        async with services.db.transaction() as conn:
+        async with services.db.connection() as conn:
             [outcome] = await _store(conn, services, [post])
             if isinstance(outcome, TickmarkError):
                 raise outcome
@@ -247,7 +247,7 @@ class PostQueue:
             return
         batch.sort(key=lambda item: item[0].order())
         try:
-            async with self._services.db.transaction() as conn:
+            async with self._services.db.connection() as conn:
                 outcomes = await _store(conn, self._services, [p for p, _ in batch])
         except Exception:
             logger.info(
@@ -301,13 +301,16 @@ def _hand(future: asyncio.Future[PostResult], outcome: PostResult | Exception) -
 async def _store(
     conn: Conn, services: Services, posts: Sequence[_Post]
 ) -> list[PostResult | TickmarkError]:
-    """Store posts in the caller's transaction, in the order given.
+    """Store posts, in the order given, all or none of them.
 
-    The checks of every post are read in one pipeline, the messages
-    appended in another and their email intents written in a third, so
-    storing many posts costs about as many round trips as storing one.
-    Each post gets its result or the error that refuses it; nothing is
-    written for a refused post.
+    Two round trips however many posts: the checks of every post are read
+    in one pipeline, then the messages are appended, with their email
+    intents, in another (atomic: see :func:`messages.append`). The checks
+    are read before the locks are taken, as they would be at read committed
+    inside one transaction: a recipient removed in between still receives
+    the message, as if it had been stored a moment earlier. Each post gets
+    its result or the error that refuses it; nothing is written for a
+    refused post.
     """
     facts = await transactions.posting_facts(
         conn,
@@ -338,14 +341,16 @@ async def _store(
                 created_at=now,
             )
         )
-    appended = iter(await messages.append(conn, drafts))
+    appended = iter(
+        await messages.append(
+            conn, drafts, mail_delay_secs=services.notifications.default_delay_secs
+        )
+    )
     results: list[PostResult | TickmarkError] = []
-    created: list[Message] = []
     for post, outcome in zip(posts, outcomes, strict=True):
         if outcome is None:
             message, new = next(appended)
             if new:
-                created.append(message)
                 results.append(PostResult(message, created=True))
             else:
                 results.append(_replay(message, post))
@@ -360,9 +365,6 @@ async def _store(
             results.append(outcome)
         else:
             results.append(_replay(existing, post))
-    # In the messages' own transaction: the intent to mail their recipients
-    # commits with them, or neither does.
-    await notifications.schedule(conn, created, services.notifications)
     return results
 
 

@@ -13,9 +13,9 @@ email per company. A recipient gets at most ``max_emails_per_hour``
 emails; beyond that, messages wait for the next free slot and go out
 together then. docs/email.md tells the same for operators.
 
-The outbox itself is written by :func:`schedule`, in the transaction that
-stores the message, so the intent to mail commits with the message or not
-at all.
+The outbox itself is written by the statement that stores the message
+(``append_message``, see :func:`server.store.messages.append`), so the
+intent to mail commits with the message or not at all.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ import datetime as dt
 import enum
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 from server.clock import Clock
 from server.store import companies, outbox, presence
 from server.store.database import Conn, Database
-from server.store.messages import Message
 from server.store.outbox import Batch, MailRecipient, OutboxItem
 
 
@@ -48,7 +47,6 @@ __all__ = [
     "prune",
     "recheck_batch",
     "retry_later",
-    "schedule",
     "take_ready_batch",
 ]
 
@@ -110,27 +108,6 @@ class BatchContents:
     company_name: str
     # Oldest first; never empty.
     items: tuple[OutboxItem, ...]
-
-
-# Writing the intent
-
-
-async def schedule(
-    conn: Conn, messages: Sequence[Message], policy: NotificationPolicy
-) -> None:
-    """Note that the messages' recipients may have to be mailed about them.
-
-    Must run in the transaction that stores the messages. Recipients who
-    turned email off, and bots, get no row.
-    """
-    await outbox.schedule(
-        conn,
-        [
-            (m.id, m.company_id, m.created_at, [r.id for r in m.recipients])
-            for m in messages
-        ],
-        default_delay_secs=policy.default_delay_secs,
-    )
 
 
 # Forming batches

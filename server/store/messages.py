@@ -58,18 +58,9 @@ class Message:
     idempotency_key: str | None
 
 
-_SELECT = """
-    SELECT m.id, m.conversation_id, m.transaction_id, m.company_id, m.seq,
-        m.company_seq, m.kind, m.author_id, u.display_name AS author_name,
-        m.author_role, m.body, m.created_at, m.idempotency_key,
-        array(
-            SELECT ARRAY[r.user_id::text, ru.display_name]
-            FROM message_recipients r JOIN users ru ON ru.id = r.user_id
-            WHERE r.message_id = m.id
-            ORDER BY lower(ru.display_name), r.user_id
-        ) AS recipients
-    FROM messages m LEFT JOIN users u ON u.id = m.author_id
-"""
+# message_rows (a view, migration 0010) adds the author's name and the
+# recipients, as (id, name) pairs sorted by name, to each message.
+_SELECT = "SELECT * FROM message_rows m"
 
 
 def _message(row: asyncpg.Record) -> Message:
@@ -132,20 +123,27 @@ class Draft:
     created_at: dt.datetime
 
 
-async def append(conn: Conn, drafts: Sequence[Draft]) -> list[tuple[Message, bool]]:
+async def append(
+    conn: Conn, drafts: Sequence[Draft], *, mail_delay_secs: int | None = None
+) -> list[tuple[Message, bool]]:
     """Append messages to their transactions' conversations, in order.
 
-    Must run inside a transaction. The work is the ``append_message``
-    database function (its latest version is in the 0009 migration): it
-    locks the company's row, then makes the conversation if need be and
-    locks it, so posts to one conversation take their numbers one after
-    another and a retry racing its original finds it stored. The locks are
-    always taken in that order, company then conversation, so posts stored
-    together in one transaction cannot deadlock with others as long as
-    they come sorted by company.
+    The work is the ``append_message`` database function (its latest
+    version is in the 0010 migration): it locks the company's row, then
+    makes the conversation if need be and locks it, so posts to one
+    conversation take their numbers one after another and a retry racing
+    its original finds it stored. The locks are always taken in that order,
+    company then conversation, so drafts appended together cannot deadlock
+    with others as long as they come sorted by company.
 
-    The calls go to PostgreSQL in one pipeline and the messages are read
-    back in one query: two round trips however many drafts.
+    The calls go to PostgreSQL in one pipeline, which is atomic on its own
+    (one sync ends it) or part of the caller's transaction: one round trip
+    however many drafts, with each stored message coming back as readers
+    will see it.
+
+    Args:
+        mail_delay_secs: write the intent to email each recipient who gets
+            email, due after their own delay or this one; None writes none.
 
     Returns:
         For each draft, the message, and True when this call stored it;
@@ -155,10 +153,7 @@ async def append(conn: Conn, drafts: Sequence[Draft]) -> list[tuple[Message, boo
     if not drafts:
         return []
     rows = await conn.fetchmany(
-        """
-        SELECT message_id, created
-        FROM append_message($1, $2, $3, $4, $5, $6, $7, $8)
-        """,
+        "SELECT * FROM append_message($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         [
             (
                 d.transaction_id,
@@ -169,15 +164,12 @@ async def append(conn: Conn, drafts: Sequence[Draft]) -> list[tuple[Message, boo
                 d.recipient_ids,
                 d.idempotency_key,
                 d.created_at,
+                mail_delay_secs,
             )
             for d in drafts
         ],
     )
-    stored = await conn.fetch(
-        _SELECT + " WHERE m.id = ANY($1::uuid[])", [r["message_id"] for r in rows]
-    )
-    by_id = {row["id"]: _message(row) for row in stored}
-    return [(by_id[r["message_id"]], r["created"]) for r in rows]
+    return [(_message(row), row["created"]) for row in rows]
 
 
 async def insert(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 
 import asyncpg
 
@@ -31,7 +30,6 @@ __all__ = [
     "prune",
     "recipient",
     "retry_batch",
-    "schedule",
     "skip",
     "take_ready_batch",
     "try_lock_user",
@@ -137,33 +135,6 @@ def _batch(row: asyncpg.Record) -> Batch:
 
 
 # Writing the intent to mail
-
-
-async def schedule(
-    conn: Conn,
-    messages: Sequence[tuple[uuid.UUID, uuid.UUID, dt.datetime, list[uuid.UUID]]],
-    *,
-    default_delay_secs: int,
-) -> None:
-    """Add a row per recipient who gets email: people with email turned on.
-
-    ``messages`` holds (message id, company id, created at, recipients)
-    for each message, sent in one pipeline. Each row is due at the
-    message's ``created_at`` plus the recipient's own delay, or
-    ``default_delay_secs`` for those who chose none.
-    """
-    if not messages:
-        return
-    await conn.executemany(
-        """
-        INSERT INTO mail_outbox (message_id, user_id, company_id, due_at)
-        SELECT $1, u.id, $2,
-            $3::timestamptz + make_interval(secs => coalesce(u.email_delay_secs, $5))
-        FROM users u
-        WHERE u.id = ANY($4::uuid[]) AND u.kind = 'person' AND u.email_notifications
-        """,
-        [(*m, default_delay_secs) for m in messages],
-    )
 
 
 # Turning due rows into batches

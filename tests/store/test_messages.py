@@ -1,0 +1,160 @@
+"""Appending messages: one statement per message, whole or not at all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import asyncpg
+import pytest
+
+from server.store import messages
+from server.store.database import Database
+from server.store.messages import Draft, Recipient
+from tests.world import World
+
+
+NOON = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+
+
+def _draft(
+    world: World,
+    recipients: list[uuid.UUID],
+    *,
+    body: str = "Receipt attached?",
+    key: str | None = None,
+    txn: str = "bill",
+) -> Draft:
+    return Draft(
+        transaction_id=world.txa[txn],
+        company_id=world.a,
+        author_id=world.ana.id,
+        author_role="accountant",
+        body=body,
+        recipient_ids=recipients,
+        idempotency_key=key or str(uuid.uuid4()),
+        created_at=NOON,
+    )
+
+
+async def _outbox(db: Database) -> list[tuple[uuid.UUID, uuid.UUID, dt.datetime]]:
+    async with db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT message_id, user_id, due_at FROM mail_outbox ORDER BY due_at"
+        )
+    return [(r["message_id"], r["user_id"], r["due_at"]) for r in rows]
+
+
+async def test_the_answer_is_the_message_as_readers_read_it(
+    db: Database, world: World
+) -> None:
+    async with db.connection() as conn:
+        [(message, created)] = await messages.append(
+            conn, [_draft(world, [world.cora.id, world.carl.id])]
+        )
+        read = await messages.by_id(conn, message.id)
+    assert created is True
+    assert read == message
+    assert message.seq == 1
+    assert message.company_seq == 1
+    assert message.author_name == "Ana Moreau"
+    # Sorted by name, whatever the order they were named in.
+    assert message.recipients == (
+        Recipient(world.carl.id, "Carl Ibsen"),
+        Recipient(world.cora.id, "Cora Lind"),
+    )
+
+
+async def test_email_intents_come_with_the_message_for_people_with_email_on(
+    db: Database, world: World
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE users SET email_delay_secs = 600 WHERE id = $1", world.carl.id
+        )
+        await conn.execute(
+            "UPDATE users SET email_notifications = false WHERE id = $1",
+            world.cora.id,
+        )
+        [(quiet, _)] = await messages.append(conn, [_draft(world, [world.carl.id])])
+        [(mailed, _)] = await messages.append(
+            conn,
+            [_draft(world, [world.carl.id, world.cora.id])],
+            mail_delay_secs=120,
+        )
+        # Ana keeps the default delay.
+        [(reply, _)] = await messages.append(
+            conn,
+            [
+                Draft(
+                    world.txa["bill"],
+                    world.a,
+                    world.carl.id,
+                    "client",
+                    "Attached.",
+                    [world.ana.id],
+                    "carl-1",
+                    NOON,
+                )
+            ],
+            mail_delay_secs=120,
+        )
+    assert quiet.seq == 1
+    assert await _outbox(db) == [
+        (reply.id, world.ana.id, NOON + dt.timedelta(seconds=120)),
+        (mailed.id, world.carl.id, NOON + dt.timedelta(seconds=600)),
+    ]
+
+
+async def test_a_reused_key_stores_nothing_and_answers_with_the_first(
+    db: Database, world: World
+) -> None:
+    async with db.connection() as conn:
+        [(first, _)] = await messages.append(
+            conn, [_draft(world, [world.carl.id], key="k-1")], mail_delay_secs=0
+        )
+        # On another transaction, which has no conversation yet.
+        [(again, created)] = await messages.append(
+            conn,
+            [_draft(world, [world.cora.id], body="Other", key="k-1", txn="invoice")],
+            mail_delay_secs=0,
+        )
+        conversations = await conn.fetchval("SELECT count(*) FROM conversations")
+        unread = await conn.fetch("SELECT user_id, unread FROM unread_counts")
+    assert created is False
+    assert again == first
+    assert conversations == 1
+    assert [(r["user_id"], r["unread"]) for r in unread] == [(world.carl.id, 1)]
+    assert [row[1] for row in await _outbox(db)] == [world.carl.id]
+
+
+async def test_drafts_appended_together_are_stored_all_or_none(
+    db: Database, world: World
+) -> None:
+    nobody = uuid.uuid4()
+    async with db.connection() as conn:
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await messages.append(
+                conn,
+                [
+                    _draft(world, [world.carl.id]),
+                    _draft(world, [world.cora.id], txn="invoice"),
+                    # Not a user: the third call fails after two succeeded.
+                    _draft(world, [nobody], txn="vendor_check"),
+                ],
+                mail_delay_secs=0,
+            )
+        counts = await conn.fetchrow(
+            """
+            SELECT (SELECT count(*) FROM messages) AS messages,
+                (SELECT count(*) FROM conversations) AS conversations,
+                (SELECT count(*) FROM unread_counts) AS unread,
+                (SELECT last_message_seq FROM companies WHERE id = $1) AS head
+            """,
+            world.a,
+        )
+        # The next post takes the numbers the failed ones would have.
+        [(after, _)] = await messages.append(conn, [_draft(world, [world.carl.id])])
+    assert dict(counts) == {"messages": 0, "conversations": 0, "unread": 0, "head": 0}
+    assert await _outbox(db) == []
+    assert (after.seq, after.company_seq) == (1, 1)
