@@ -155,6 +155,7 @@ async def test_drafts_appended_together_are_stored_all_or_none(
         )
         # The next post takes the numbers the failed ones would have.
         [(after, _)] = await messages.append(conn, [_draft(world, [world.carl.id])])
+    assert counts is not None
     assert dict(counts) == {"messages": 0, "conversations": 0, "unread": 0, "head": 0}
     assert await _outbox(db) == []
     assert (after.seq, after.company_seq) == (1, 1)
