@@ -13,7 +13,7 @@ from server.core.principal import Principal, Scope
 from server.errors import Forbidden, NotFound
 from server.store import companies, transactions
 from server.store.database import Conn
-from server.store.transactions import PostingFacts
+from server.store.messages import PostingFacts
 
 
 __all__ = [
@@ -92,8 +92,8 @@ def postable_role(
     """The principal's role, for posting on a transaction with these facts.
 
     The same rules as :func:`require_transaction` with the ``post`` scope,
-    judged on facts read beforehand (for many posts at once) with
-    :func:`server.store.transactions.posting_facts`.
+    judged on facts read by the statement that stores the post
+    (:func:`server.store.messages.append_checked`).
 
     Raises:
         NotFound: the company is not theirs, or has no such transaction.

@@ -12,12 +12,16 @@ from typing import Any
 import asyncpg
 
 from server.core import access
-from server.core.eligibility import TransactionType, check_takes_conversation
+from server.core.eligibility import (
+    TransactionType,
+    check_takes_conversation,
+    takes_conversation,
+)
 from server.core.principal import Principal, Scope
 from server.core.services import Services
 from server.core.text import check_body, check_idempotency_key
 from server.errors import Conflict, InvalidInput, TickmarkError
-from server.store import messages, reads, transactions
+from server.store import messages, reads
 from server.store.database import Conn
 from server.store.messages import Message
 
@@ -301,76 +305,73 @@ def _hand(future: asyncio.Future[PostResult], outcome: PostResult | Exception) -
 async def _store(
     conn: Conn, services: Services, posts: Sequence[_Post]
 ) -> list[PostResult | TickmarkError]:
-    """Store posts, in the order given, all or none of them.
+    """Store posts, in the order given, all or none of those allowed.
 
-    Two round trips however many posts: the checks of every post are read
-    in one pipeline, then the messages are appended, with their email
-    intents, in another (atomic: see :func:`messages.append`). The checks
-    are read before the locks are taken, as they would be at read committed
-    inside one transaction: a recipient removed in between still receives
-    the message, as if it had been stored a moment earlier. Each post gets
-    its result or the error that refuses it; nothing is written for a
-    refused post.
+    One round trip however many posts (:func:`messages.append_checked`):
+    each post's facts are read, and the post stored only if they allow it,
+    by a single statement, and the facts come back to be judged here,
+    where the errors are named. Each post gets its result or the error
+    that refuses it; nothing is written for a refused post.
     """
-    facts = await transactions.posting_facts(
+    now = services.clock.now()
+    appended = await messages.append_checked(
         conn,
         [
-            (p.company_id, p.transaction_id, p.principal.user_id, p.recipient_ids)
-            for p in posts
-        ],
-    )
-    outcomes: list[PostResult | TickmarkError | None] = []
-    drafts: list[messages.Draft] = []
-    now = services.clock.now()
-    for post, fact in zip(posts, facts, strict=True):
-        try:
-            role = _judge(post, fact)
-        except TickmarkError as exc:
-            outcomes.append(exc)
-            continue
-        outcomes.append(None)
-        drafts.append(
-            messages.Draft(
-                transaction_id=post.transaction_id,
-                company_id=post.company_id,
-                author_id=post.principal.user_id,
-                author_role="bot" if post.principal.user_kind == "bot" else role,
-                body=post.body,
-                recipient_ids=post.recipient_ids,
-                idempotency_key=post.idempotency_key,
-                created_at=now,
+            (
+                messages.Draft(
+                    transaction_id=post.transaction_id,
+                    company_id=post.company_id,
+                    author_id=post.principal.user_id,
+                    # A person posts in their role in the company.
+                    author_role="bot" if post.principal.user_kind == "bot" else None,
+                    body=post.body,
+                    recipient_ids=post.recipient_ids,
+                    idempotency_key=post.idempotency_key,
+                    created_at=now,
+                ),
+                _CONVERSATION_TYPES if _may_post(post) else (),
             )
-        )
-    appended = iter(
-        await messages.append(
-            conn, drafts, mail_delay_secs=services.notifications.default_delay_secs
-        )
+            for post in posts
+        ],
+        mail_delay_secs=services.notifications.default_delay_secs,
     )
     results: list[PostResult | TickmarkError] = []
-    for post, outcome in zip(posts, outcomes, strict=True):
-        if outcome is None:
-            message, new = next(appended)
-            if new:
-                results.append(PostResult(message, created=True))
+    for post, outcome in zip(posts, appended, strict=True):
+        try:
+            _judge(post, outcome.facts)
+        except TickmarkError as exc:
+            # A retry is answered with the first message even when a check
+            # would now refuse it (a recipient has left since, say): the
+            # first attempt passed, and the client only missed our answer.
+            existing = outcome.message
+            if existing is None or existing.company_id != post.company_id:
+                results.append(exc)
             else:
-                results.append(_replay(message, post))
+                results.append(_replay(existing, post))
             continue
-        # A retry is answered with the first message even when a check
-        # would now refuse it (a recipient has left since, say): the first
-        # attempt passed, and the client only missed our answer.
-        existing = await messages.by_idempotency_key(
-            conn, post.principal.user_id, post.idempotency_key
-        )
-        if existing is None or existing.company_id != post.company_id:
-            results.append(outcome)
+        # The statement stores exactly what the judgement allows.
+        assert outcome.message is not None
+        if outcome.created:
+            results.append(PostResult(outcome.message, created=True))
         else:
-            results.append(_replay(existing, post))
+            results.append(_replay(outcome.message, post))
     return results
 
 
-def _judge(post: _Post, facts: transactions.PostingFacts) -> str:
-    """The author's role, if the rules let this post be stored."""
-    role = access.postable_role(post.principal, post.company_id, facts)
+#: The transaction types a post may be stored on, as the database names them.
+_CONVERSATION_TYPES = tuple(
+    sorted(kind.value for kind in TransactionType if takes_conversation(kind))
+)
+
+
+def _may_post(post: _Post) -> bool:
+    """Whether the credential allows this post, whatever the facts."""
+    return post.principal.reaches(post.company_id) and post.principal.may(Scope.POST)
+
+
+def _judge(post: _Post, facts: messages.PostingFacts) -> None:
+    """Raise the error that refuses the post, if the rules refuse it."""
+    access.postable_role(post.principal, post.company_id, facts)
     assert facts.type is not None
     check_takes_conversation(TransactionType(facts.type))
     if facts.members != len(post.recipient_ids):
@@ -378,7 +379,6 @@ def _judge(post: _Post, facts: transactions.PostingFacts) -> str:
         raise InvalidInput(
             "Every recipient must be a member of this company.", field="recipients"
         )
-    return role
 
 
 async def list_messages(

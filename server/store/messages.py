@@ -13,10 +13,13 @@ from server.store.database import Conn
 
 
 __all__ = [
+    "Checked",
     "Draft",
     "Message",
+    "PostingFacts",
     "Recipient",
     "append",
+    "append_checked",
     "by_id",
     "by_idempotency_key",
     "company_head",
@@ -123,10 +126,55 @@ class Draft:
     created_at: dt.datetime
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PostingFacts:
+    """What the rules for a post are judged on."""
+
+    # The author's role in the company; None when they are no member.
+    role: str | None
+    # The transaction's type; None when the company has no such transaction.
+    type: str | None
+    # How many of the named recipients are members of the company; None
+    # when the checks stopped before counting them.
+    members: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Checked:
+    """What became of a post appended with :func:`append_checked`."""
+
+    facts: PostingFacts
+    # The message stored, or the one the author's idempotency key already
+    # named (then ``created`` is False); None when neither.
+    message: Message | None
+    created: bool
+
+
+_APPEND = "SELECT * FROM append_message($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+
+
+def _arguments(
+    draft: Draft, mail_delay_secs: int | None, types: Sequence[str] | None
+) -> tuple[object, ...]:
+    return (
+        draft.transaction_id,
+        draft.company_id,
+        draft.author_id,
+        draft.author_role,
+        draft.body,
+        draft.recipient_ids,
+        draft.idempotency_key,
+        draft.created_at,
+        mail_delay_secs,
+        types,
+    )
+
+
 async def append(
     conn: Conn, drafts: Sequence[Draft], *, mail_delay_secs: int | None = None
 ) -> list[tuple[Message, bool]]:
-    """Append messages to their transactions' conversations, in order.
+    """Append messages to their transactions' conversations, in order,
+    without checking who may post (system entries, demo data).
 
     The work is the ``append_message`` database function (its latest
     version is in the 0010 migration): it locks the company's row, then
@@ -153,23 +201,45 @@ async def append(
     if not drafts:
         return []
     rows = await conn.fetchmany(
-        "SELECT * FROM append_message($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        [
-            (
-                d.transaction_id,
-                d.company_id,
-                d.author_id,
-                d.author_role,
-                d.body,
-                d.recipient_ids,
-                d.idempotency_key,
-                d.created_at,
-                mail_delay_secs,
-            )
-            for d in drafts
-        ],
+        _APPEND, [_arguments(d, mail_delay_secs, None) for d in drafts]
     )
     return [(_message(row), row["created"]) for row in rows]
+
+
+async def append_checked(
+    conn: Conn,
+    posts: Sequence[tuple[Draft, Sequence[str]]],
+    *,
+    mail_delay_secs: int | None,
+) -> list[Checked]:
+    """Append posts as :func:`append` does, each only if its facts allow.
+
+    Each post comes with the transaction types that take a conversation
+    (empty when its author may not post at all). A post is stored only
+    when its author is a member of the company, the transaction is the
+    company's and of one of those types, and every recipient is a member;
+    the recipients are counted under the company's lock. A person's draft
+    leaves ``author_role`` None and takes their role in the company.
+
+    The facts come back with each outcome, for the caller to judge and to
+    name the error of a post that was not stored. One round trip however
+    many posts, atomic as :func:`append` is; a refused post does not stop
+    the others.
+    """
+    if not posts:
+        return []
+    rows = await conn.fetchmany(
+        _APPEND,
+        [_arguments(d, mail_delay_secs, list(types)) for d, types in posts],
+    )
+    return [
+        Checked(
+            PostingFacts(row["role"], row["type"], row["members"]),
+            None if row["id"] is None else _message(row),
+            row["created"],
+        )
+        for row in rows
+    ]
 
 
 async def insert(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -14,7 +13,6 @@ from server.store.database import Conn
 
 
 __all__ = [
-    "PostingFacts",
     "Transaction",
     "TransactionFields",
     "TransactionSummary",
@@ -23,7 +21,6 @@ __all__ = [
     "get",
     "insert",
     "list_for_member",
-    "posting_facts",
     "upsert_by_external_id",
 ]
 
@@ -265,41 +262,3 @@ async def company_of(conn: Conn, transaction_id: uuid.UUID) -> uuid.UUID | None:
         "SELECT company_id FROM transactions WHERE id = $1", transaction_id
     )
     return company_id
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PostingFacts:
-    """What the rules for a post are judged on, read in one go."""
-
-    # The author's role in the company; None when they are no member.
-    role: str | None
-    # The transaction's type; None when the company has no such transaction.
-    type: str | None
-    # How many of the named recipients are members of the company.
-    members: int
-
-
-async def posting_facts(
-    conn: Conn,
-    asks: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, list[uuid.UUID]]],
-) -> list[PostingFacts]:
-    """For each (company, transaction, author, recipients), its facts.
-
-    One round trip however many: the queries go to PostgreSQL in one
-    pipeline, each answering exactly one row.
-    """
-    if not asks:
-        return []
-    rows = await conn.fetchmany(
-        """
-        SELECT
-            (SELECT m.role FROM memberships m
-             WHERE m.company_id = $1 AND m.user_id = $3) AS role,
-            (SELECT t.type FROM transactions t
-             WHERE t.id = $2 AND t.company_id = $1) AS type,
-            (SELECT count(*) FROM memberships m
-             WHERE m.company_id = $1 AND m.user_id = ANY($4::uuid[])) AS members
-        """,
-        asks,
-    )
-    return [PostingFacts(r["role"], r["type"], r["members"]) for r in rows]

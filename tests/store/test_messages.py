@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
 import asyncpg
 import pytest
 
-from server.store import messages
+from server.store import companies, messages
 from server.store.database import Database
 from server.store.messages import Draft, Recipient
 from tests.world import World
@@ -159,3 +160,150 @@ async def test_drafts_appended_together_are_stored_all_or_none(
     assert dict(counts) == {"messages": 0, "conversations": 0, "unread": 0, "head": 0}
     assert await _outbox(db) == []
     assert (after.seq, after.company_seq) == (1, 1)
+
+
+# Checked posts: the statement reads the facts and stores only what they allow.
+
+TYPES = ("bill", "invoice")
+
+
+def _post(
+    world: World,
+    recipients: list[uuid.UUID],
+    *,
+    author: uuid.UUID | None = None,
+    company: uuid.UUID | None = None,
+    txn: uuid.UUID | None = None,
+    key: str | None = None,
+) -> Draft:
+    return Draft(
+        transaction_id=txn or world.txa["bill"],
+        company_id=company or world.a,
+        author_id=author or world.ana.id,
+        author_role=None,
+        body="Receipt attached?",
+        recipient_ids=recipients,
+        idempotency_key=key or str(uuid.uuid4()),
+        created_at=NOON,
+    )
+
+
+async def _stored(db: Database) -> tuple[int, int]:
+    async with db.connection() as conn:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM messages) AS m,"
+            " (SELECT count(*) FROM conversations) AS c"
+        )
+    assert row is not None
+    return row["m"], row["c"]
+
+
+async def test_a_checked_post_takes_its_role_and_reports_its_facts(
+    db: Database, world: World
+) -> None:
+    async with db.connection() as conn:
+        [checked] = await messages.append_checked(
+            conn, [(_post(world, [world.carl.id]), TYPES)], mail_delay_secs=None
+        )
+    assert checked.facts == messages.PostingFacts("accountant", "bill", 1)
+    assert checked.created is True
+    assert checked.message is not None
+    assert checked.message.author_role == "accountant"
+
+
+async def test_posts_the_facts_refuse_store_nothing(db: Database, world: World) -> None:
+    refused = [
+        # Ben is not a member of company A.
+        (_post(world, [world.carl.id], author=world.ben.id), TYPES),
+        # Company B's transaction, named under company A.
+        (_post(world, [world.carl.id], txn=world.txb["bill"]), TYPES),
+        # A type that takes no conversation.
+        (_post(world, [world.carl.id], txn=world.txa["payroll"]), TYPES),
+        # Bea is a member of company B only.
+        (_post(world, [world.carl.id, world.bea.id]), TYPES),
+        # The caller may not post at all.
+        (_post(world, [world.carl.id]), ()),
+    ]
+    async with db.connection() as conn:
+        outcomes = await messages.append_checked(conn, refused, mail_delay_secs=0)
+    assert [(o.facts, o.message, o.created) for o in outcomes] == [
+        (messages.PostingFacts(None, "bill", None), None, False),
+        (messages.PostingFacts("accountant", None, None), None, False),
+        (messages.PostingFacts("accountant", "payroll", None), None, False),
+        (messages.PostingFacts("accountant", "bill", 1), None, False),
+        (messages.PostingFacts("accountant", "bill", None), None, False),
+    ]
+    assert await _stored(db) == (0, 0)
+    assert await _outbox(db) == []
+
+
+async def test_a_refused_retry_still_sees_what_its_key_stored(
+    db: Database, world: World
+) -> None:
+    async with db.connection() as conn:
+        [first] = await messages.append_checked(
+            conn, [(_post(world, [world.carl.id], key="k-1"), TYPES)], mail_delay_secs=0
+        )
+        await companies.remove_member(conn, world.a, world.ana.id)
+        [retry] = await messages.append_checked(
+            conn, [(_post(world, [world.carl.id], key="k-1"), TYPES)], mail_delay_secs=0
+        )
+    assert retry.facts.role is None
+    assert retry.created is False
+    assert retry.message == first.message
+
+
+async def test_a_stranger_naming_a_company_does_not_wait_for_its_lock(
+    db: Database, world: World
+) -> None:
+    async with db.transaction() as holder:
+        await holder.execute(
+            "SELECT 1 FROM companies WHERE id = $1 FOR UPDATE", world.a
+        )
+        async with db.connection() as conn:
+            [outcome] = await asyncio.wait_for(
+                messages.append_checked(
+                    conn,
+                    [(_post(world, [world.carl.id], author=world.ben.id), TYPES)],
+                    mail_delay_secs=0,
+                ),
+                timeout=5,
+            )
+    assert outcome.facts.role is None
+
+
+async def test_recipients_are_counted_under_the_company_lock(
+    db: Database, world: World
+) -> None:
+    async with db.connection() as holder, db.connection() as conn:
+        removal = holder.transaction()
+        await removal.start()
+        await holder.execute(
+            "SELECT 1 FROM companies WHERE id = $1 FOR UPDATE", world.a
+        )
+        posting = asyncio.create_task(
+            messages.append_checked(
+                conn, [(_post(world, [world.carl.id]), TYPES)], mail_delay_secs=0
+            )
+        )
+        # The post has read its author's role and now waits for the lock.
+        await _until_waiting(db)
+        await companies.remove_member(holder, world.a, world.carl.id)
+        await removal.commit()
+        [outcome] = await posting
+    assert outcome.facts == messages.PostingFacts("accountant", "bill", 0)
+    assert outcome.message is None
+    assert await _stored(db) == (0, 0)
+
+
+async def _until_waiting(db: Database) -> None:
+    """Return once some session waits for a lock."""
+    async with db.connection() as conn:
+        for _ in range(500):
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no session came to wait for a lock")

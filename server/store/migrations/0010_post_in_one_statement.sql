@@ -1,12 +1,21 @@
--- A post is stored by one statement, which also writes its email intents
--- and answers with the stored message as readers see it.
+-- A post is one statement: it reads the facts the rules are judged on,
+-- stores the message only if they allow it, writes its email intents, and
+-- answers with the facts and the stored message as readers see it.
 --
--- Until now a post took a transaction of its own: begin, the append, a
--- second query reading the message back with its names, a third writing
--- the email intents, commit. Each is a round trip to PostgreSQL, and the
--- process's time went mostly to sending and receiving them. One statement
--- is atomic without begin and commit, and the pipelined calls of a batch
--- share the implicit transaction their single sync gives them.
+-- Until now a post took a transaction of its own: begin, a query for the
+-- facts, the append, a query reading the message back with its names, one
+-- writing the email intents, commit. Each is a round trip to PostgreSQL,
+-- and the process's time went mostly to sending and receiving them. One
+-- statement is atomic without begin and commit, and the pipelined calls
+-- of a batch share the implicit transaction their single sync gives them.
+--
+-- The rules stay in the application: it judges the facts this function
+-- returns, and names the error. The function only refuses to store what
+-- the rules would refuse, given what it is told: the transaction types
+-- that take a conversation (none, when the caller may not post at all).
+-- The recipients are counted while the company's lock is held, so one
+-- removed from the company a moment before cannot be stored as a
+-- recipient, as they could when the facts were read ahead.
 --
 -- message_rows is the shape in which messages leave the database: every
 -- column of the message, the author's name, and the recipients as
@@ -34,8 +43,20 @@ FROM messages m LEFT JOIN users u ON u.id = m.author_id;
 
 DROP FUNCTION append_message(uuid, uuid, uuid, text, text, uuid[], text, timestamptz);
 
+-- p_author_role: NULL for a person's post, which takes their role in the
+-- company; 'bot' for a bot's.
 -- p_mail_delay_secs: the delay of recipients who chose none; NULL writes
 -- no email intents (system entries, demo data).
+-- p_conversation_types: NULL appends without any check (system entries,
+-- whose callers have checked); otherwise the message is stored only when
+-- the author is a member of the company, the transaction is the
+-- company's and of one of these types, and every recipient is a member.
+--
+-- Always one row. created: whether this call stored the message. role,
+-- type, members: the facts, for a checked post (members is NULL when the
+-- checks stopped before counting). The message's columns: the stored
+-- message; or the one the author's idempotency key already names; or
+-- NULL when neither.
 CREATE FUNCTION append_message(
     p_transaction uuid,
     p_company uuid,
@@ -45,9 +66,13 @@ CREATE FUNCTION append_message(
     p_recipients uuid[],
     p_key text,
     p_created_at timestamptz,
-    p_mail_delay_secs integer
+    p_mail_delay_secs integer,
+    p_conversation_types text[]
 ) RETURNS TABLE (
     created boolean,
+    role text,
+    type text,
+    members bigint,
     id uuid,
     conversation_id uuid,
     transaction_id uuid,
@@ -66,13 +91,40 @@ CREATE FUNCTION append_message(
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
+    v_role text;
+    v_type text;
+    v_members bigint;
     v_conversation uuid;
     v_existing uuid;
     v_seq bigint;
     v_company_seq bigint;
     v_message uuid := gen_random_uuid();
 BEGIN
+    IF p_conversation_types IS NOT NULL THEN
+        -- Read before any lock is taken: a post that names another
+        -- company's ids locks nothing of that company.
+        SELECT m.role INTO v_role FROM memberships m
+        WHERE m.company_id = p_company AND m.user_id = p_author;
+        SELECT t.type INTO v_type FROM transactions t
+        WHERE t.id = p_transaction AND t.company_id = p_company;
+        IF v_role IS NULL OR v_type IS NULL
+                OR NOT (v_type = ANY(p_conversation_types)) THEN
+            -- Refused. A retry of a post that was stored is still
+            -- answered with it: the caller sees what the key names.
+            RETURN QUERY SELECT false, v_role, v_type, NULL::bigint, r.*
+            FROM (SELECT) AS one
+            LEFT JOIN message_rows r
+                ON r.author_id = p_author AND r.idempotency_key = p_key;
+            RETURN;
+        END IF;
+    END IF;
+
     PERFORM 1 FROM companies c WHERE c.id = p_company FOR UPDATE;
+
+    IF p_conversation_types IS NOT NULL THEN
+        SELECT count(*) INTO v_members FROM memberships m
+        WHERE m.company_id = p_company AND m.user_id = ANY(p_recipients);
+    END IF;
 
     -- A key already used answers with what it stored (the caller compares
     -- it with the post and refuses a different message), and stores
@@ -81,9 +133,17 @@ BEGIN
         SELECT m.id INTO v_existing FROM messages m
         WHERE m.author_id = p_author AND m.idempotency_key = p_key;
         IF FOUND THEN
-            RETURN QUERY SELECT false, r.* FROM message_rows r WHERE r.id = v_existing;
+            RETURN QUERY SELECT false, v_role, v_type, v_members, r.*
+            FROM message_rows r WHERE r.id = v_existing;
             RETURN;
         END IF;
+    END IF;
+
+    IF v_members IS DISTINCT FROM cardinality(p_recipients)
+            AND p_conversation_types IS NOT NULL THEN
+        RETURN QUERY SELECT false, v_role, v_type, v_members, r.*
+        FROM (SELECT) AS one LEFT JOIN message_rows r ON false;
+        RETURN;
     END IF;
 
     SELECT c.id INTO v_conversation
@@ -108,7 +168,7 @@ BEGIN
     ) VALUES (
         v_message, v_conversation, p_transaction, p_company, v_seq,
         v_company_seq, CASE WHEN p_author IS NULL THEN 'system' ELSE 'message' END,
-        p_author, p_author_role, p_body, p_created_at, p_key
+        p_author, coalesce(p_author_role, v_role), p_body, p_created_at, p_key
     );
     INSERT INTO message_recipients (user_id, conversation_id, seq, message_id, company_id)
     SELECT r, v_conversation, v_seq, v_message, p_company
@@ -131,6 +191,7 @@ BEGIN
         WHERE u.id = ANY(p_recipients) AND u.kind = 'person' AND u.email_notifications;
     END IF;
 
-    RETURN QUERY SELECT true, r.* FROM message_rows r WHERE r.id = v_message;
+    RETURN QUERY SELECT true, v_role, v_type, v_members, r.*
+    FROM message_rows r WHERE r.id = v_message;
 END
 $$;
