@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 
 __all__ = ["dumps", "dumps_text"]
@@ -30,13 +31,22 @@ def _default(value: object) -> object:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def dumps_text(content: Any) -> str:
-    """Encode as compact JSON text, non-ASCII kept as is."""
-    return json.dumps(
-        content, default=_default, ensure_ascii=False, separators=(",", ":")
-    )
+# Keys that are not strings (ids, numbers) become strings, as in any JSON
+# object; datetimes and dates go to _default, for the format above.
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def dumps(content: Any) -> bytes:
-    """Encode as compact UTF-8 JSON."""
-    return dumps_text(content).encode("utf-8")
+    """Encode as compact UTF-8 JSON, non-ASCII kept as is.
+
+    Raises:
+        TypeError: a value JSON cannot carry (orjson's error is one), such
+            as an integer beyond 64 bits.
+
+    """
+    return orjson.dumps(content, default=_default, option=_OPTIONS)
+
+
+def dumps_text(content: Any) -> str:
+    """:func:`dumps`, as text."""
+    return dumps(content).decode()
