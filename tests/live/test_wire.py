@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+import uvicorn
+import websockets
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     ServerPerMessageDeflateFactory,
@@ -10,7 +17,7 @@ from websockets.extensions.permessage_deflate import (
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from server.live.wire import SharedFrame
+from server.live.wire import DirectWriteProtocol, SharedFrame
 
 
 PAYLOADS = [
@@ -82,3 +89,61 @@ def test_the_compressed_form_is_what_a_connection_compresses_itself(
     # Smaller on the wire, except where there is nothing to gain.
     if len(payload) > 100:
         assert len(shared.deflated()) < len(shared.plain)
+
+
+# Reading from a client pauses once the app is behind, not after each message.
+
+
+async def test_reading_pauses_once_the_app_is_eight_messages_behind() -> None:
+    taken: list[str] = []
+    take = asyncio.Event()
+    checked = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await take.wait()
+        while len(taken) < 8:
+            taken.append((await receive())["text"])
+        await checked.wait()
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            ws=DirectWriteProtocol,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            await _until(lambda: server.started)
+            async with websockets.connect(f"ws://127.0.0.1:{port}/") as client:
+                [connection] = server.server_state.connections
+                protocol: Any = connection
+                reading: list[bool] = []
+                for n in range(8):
+                    await client.send(f"m{n}")
+                    await _until(lambda n=n: len(protocol.queue) == n + 1)  # type: ignore[misc]
+                    reading.append(protocol.transport.is_reading())
+                take.set()
+                await _until(lambda: len(taken) == 8)
+                assert reading == [True] * 7 + [False]
+                assert taken == [f"m{n}" for n in range(8)]
+                assert protocol.transport.is_reading()
+                checked.set()
+        finally:
+            checked.set()
+            server.should_exit = True
+            await serving
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
