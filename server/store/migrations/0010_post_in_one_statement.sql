@@ -34,10 +34,17 @@ SELECT m.id, m.conversation_id, m.transaction_id, m.company_id, m.seq,
     m.company_seq, m.kind, m.author_id, u.display_name AS author_name,
     m.author_role, m.body, m.created_at, m.idempotency_key,
     array(
-        SELECT ARRAY[r.user_id::text, ru.display_name]
-        FROM message_recipients r JOIN users ru ON ru.id = r.user_id
-        WHERE r.message_id = m.id
-        ORDER BY lower(ru.display_name), r.user_id
+        SELECT ARRAY[p.user_id::text, p.name]
+        FROM (
+            -- Each name looked up by id. As a join, the planner may hash
+            -- every user to name one recipient: it did so while the
+            -- statistics still guessed a hundred recipients per message.
+            SELECT r.user_id,
+                (SELECT ru.display_name FROM users ru WHERE ru.id = r.user_id) AS name
+            FROM message_recipients r
+            WHERE r.message_id = m.id
+        ) AS p
+        ORDER BY lower(p.name), p.user_id
     ) AS recipients
 FROM messages m LEFT JOIN users u ON u.id = m.author_id;
 
