@@ -113,7 +113,8 @@ async def test_reading_pauses_once_the_app_is_eight_messages_behind() -> None:
         config = uvicorn.Config(
             app,
             ws=DirectWriteProtocol,
-            log_level="warning",
+            # Uvicorn's own logging set-up would stay for later tests.
+            log_config=None,
             lifespan="off",
             timeout_graceful_shutdown=2,
         )
