@@ -340,14 +340,7 @@ async def _store(
         try:
             _judge(post, outcome.facts)
         except TickmarkError as exc:
-            # A retry is answered with the first message even when a check
-            # would now refuse it (a recipient has left since, say): the
-            # first attempt passed, and the client only missed our answer.
-            existing = outcome.message
-            if existing is None or existing.company_id != post.company_id:
-                results.append(exc)
-            else:
-                results.append(_replay(existing, post))
+            results.append(_retry_or(exc, post, outcome))
             continue
         # The statement stores exactly what the judgement allows.
         assert outcome.message is not None
@@ -356,6 +349,31 @@ async def _store(
         else:
             results.append(_replay(outcome.message, post))
     return results
+
+
+def _retry_or(
+    refusal: TickmarkError, post: _Post, outcome: messages.Checked
+) -> PostResult | TickmarkError:
+    """A refused post's answer: the first message, for a retry, or the refusal.
+
+    A retry is answered with the message its key stored even when the
+    thread's rules would now refuse it (a recipient has left since, say):
+    the first attempt passed, and the client only missed our answer. Not
+    when the caller may no longer post there at all (a credential limited
+    elsewhere or without the post scope, an author no longer a member):
+    they get the refusal, as for any other post, and learn nothing of the
+    message.
+    """
+    existing = outcome.message
+    if (
+        existing is None
+        or existing.company_id != post.company_id
+        or not _may_post(post)
+        or outcome.facts.role is None
+        or outcome.facts.type is None
+    ):
+        return refusal
+    return _replay(existing, post)
 
 
 #: The transaction types a post may be stored on, as the database names them.

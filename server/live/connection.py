@@ -389,12 +389,15 @@ class Connection:
                 if self._strikes >= self.limits.rate_strikes:
                     self.close(CloseCode.RATE_LIMITED, "too many frames", flush=True)
                     continue
+                # The dropped frame's id, so the client knows which it was.
+                text = event.get("text")
                 self.send(
                     error_frame(
                         RateLimited(
                             "Too many frames; slow down.",
                             retry_after_secs=1,
-                        )
+                        ),
+                        request_id=None if text is None else _request_id_of(text),
                     )
                 )
                 continue

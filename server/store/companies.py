@@ -77,12 +77,22 @@ async def add_member(
 
 
 async def remove_member(conn: Conn, company_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    """End a membership; returns False when there was none."""
-    status = await conn.execute(
-        "DELETE FROM memberships WHERE company_id = $1 AND user_id = $2",
-        company_id,
-        user_id,
-    )
+    """End a membership; returns False when there was none.
+
+    Takes the company's row lock first, as a post does while it reads who
+    may post and receive (``append_message``): each post is then stored
+    wholly before the removal or wholly after it, never with an author or
+    recipient who had already left.
+    """
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT 1 FROM companies WHERE id = $1 FOR UPDATE", company_id
+        )
+        status = await conn.execute(
+            "DELETE FROM memberships WHERE company_id = $1 AND user_id = $2",
+            company_id,
+            user_id,
+        )
     return status != "DELETE 0"
 
 

@@ -543,8 +543,12 @@ async def test_too_many_frames_are_refused_then_the_socket_is_closed(
         await client.send({"type": "ping", "id": str(i)})
     code = await client.wait_closed()
     await client.close()
-    assert len(client.of_type("pong")) >= 10
+    pongs = [int(p["id"]) for p in client.of_type("pong")]
+    dropped = [e["id"] for e in client.of_type("error")]
+    assert len(pongs) >= 10
     assert client.of_type("error")[0]["code"] == "rate_limited"
+    # Each dropped frame is named by its id: the pings not answered.
+    assert dropped == [str(i) for i in range(80) if i not in pongs][: len(dropped)]
     assert code == 4029
 
 

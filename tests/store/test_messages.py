@@ -272,28 +272,53 @@ async def test_a_stranger_naming_a_company_does_not_wait_for_its_lock(
     assert outcome.facts.role is None
 
 
-async def test_recipients_are_counted_under_the_company_lock(
-    db: Database, world: World
+@pytest.mark.parametrize("removed", ["author", "recipient"])
+async def test_a_post_waiting_on_a_removal_is_judged_by_what_it_left(
+    db: Database, world: World, removed: str
 ) -> None:
+    gone = world.ana.id if removed == "author" else world.carl.id
     async with db.connection() as holder, db.connection() as conn:
         removal = holder.transaction()
         await removal.start()
-        await holder.execute(
-            "SELECT 1 FROM companies WHERE id = $1 FOR UPDATE", world.a
-        )
+        # Takes the company's lock, and holds it until the commit.
+        assert await companies.remove_member(holder, world.a, gone)
         posting = asyncio.create_task(
             messages.append_checked(
                 conn, [(_post(world, [world.carl.id]), TYPES)], mail_delay_secs=0
             )
         )
-        # The post has read its author's role and now waits for the lock.
+        # The post has read the facts ahead and now waits for the lock.
         await _until_waiting(db)
-        await companies.remove_member(holder, world.a, world.carl.id)
         await removal.commit()
         [outcome] = await posting
-    assert outcome.facts == messages.PostingFacts("accountant", "bill", 0)
+    assert outcome.facts == (
+        messages.PostingFacts(None, "bill", 1)
+        if removed == "author"
+        else messages.PostingFacts("accountant", "bill", 0)
+    )
     assert outcome.message is None
+    assert outcome.created is False
     assert await _stored(db) == (0, 0)
+
+
+async def test_a_removal_waits_for_a_post_of_its_company(
+    db: Database, world: World
+) -> None:
+    async with db.connection() as poster, db.connection() as remover:
+        post = poster.transaction()
+        await post.start()
+        [stored] = await messages.append_checked(
+            poster, [(_post(world, [world.carl.id]), TYPES)], mail_delay_secs=0
+        )
+        removing = asyncio.create_task(
+            companies.remove_member(remover, world.a, world.carl.id)
+        )
+        await _until_waiting(db)
+        assert not removing.done()
+        await post.commit()
+        assert await removing is True
+    assert stored.created is True
+    assert await _stored(db) == (1, 1)
 
 
 async def _until_waiting(db: Database) -> None:

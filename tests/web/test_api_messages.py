@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
+from server.store import companies
 from server.store.database import Database
 from tests.world import World, post
 
@@ -253,3 +256,64 @@ async def test_catching_up_gives_the_same_messages_for_any_page_size(
     assert [seq for seq, _ in by_one] == [11, 12, 13, 14]
     assert by_one == by_hundred
     assert sorted(body for _, body in by_one) == ["m11", "m12", "m13", "m14"]
+
+
+async def _token(world: World, **asked: object) -> httpx.AsyncClient:
+    """A client with a token of Ana's made with ``asked``."""
+    async with world.client(world.ana) as ana:
+        made = await ana.post("/api/tokens", json={"name": "narrow"} | asked)
+    assert made.status_code == 201, made.text
+    return httpx.AsyncClient(
+        base_url=world.base_url,
+        headers={"Authorization": f"Bearer {made.json()['token']}"},
+    )
+
+
+async def test_a_retry_is_answered_with_its_message_after_a_recipient_left(
+    world: World, db: Database
+) -> None:
+    txn = world.txa["bill"]
+    async with world.client(world.ana) as ana:
+        first = await post(ana, world, world.a, txn, "Once", [world.carl], key="k-1")
+        async with db.connection() as conn:
+            await companies.remove_member(conn, world.a, world.carl.id)
+        again = await post(ana, world, world.a, txn, "Once", [world.carl], key="k-1")
+        fresh = await post(ana, world, world.a, txn, "New", [world.carl])
+    assert again.status_code == 200
+    assert again.json()["message"]["id"] == first.json()["message"]["id"]
+    assert fresh.status_code == 422
+    assert fresh.json()["error"]["code"] == "invalid"
+
+
+async def test_a_retry_by_a_caller_who_may_no_longer_post_there_is_refused(
+    world: World, db: Database
+) -> None:
+    txn = world.txa["bill"]
+    elsewhere = await _token(world, scopes=["read", "post"], company_ids=[str(world.c)])
+    read_only = await _token(world, scopes=["read"])
+    async with world.client(world.ana) as ana, elsewhere, read_only:
+        await post(ana, world, world.a, txn, "Once", [world.carl], key="k-1")
+        answers = {
+            "limited elsewhere": await post(
+                elsewhere, world, world.a, txn, "Once", [world.carl], key="k-1"
+            ),
+            "limited elsewhere, other body": await post(
+                elsewhere, world, world.a, txn, "Other", [world.carl], key="k-1"
+            ),
+            "no post scope": await post(
+                read_only, world, world.a, txn, "Once", [world.carl], key="k-1"
+            ),
+        }
+        async with db.connection() as conn:
+            await companies.remove_member(conn, world.a, world.ana.id)
+        answers["author left"] = await post(
+            ana, world, world.a, txn, "Once", [world.carl], key="k-1"
+        )
+    assert {
+        name: (r.status_code, r.json()["error"]["code"]) for name, r in answers.items()
+    } == {
+        "limited elsewhere": (404, "not_found"),
+        "limited elsewhere, other body": (404, "not_found"),
+        "no post scope": (403, "missing_scope"),
+        "author left": (404, "not_found"),
+    }

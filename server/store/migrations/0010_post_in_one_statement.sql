@@ -13,9 +13,11 @@
 -- returns, and names the error. The function only refuses to store what
 -- the rules would refuse, given what it is told: the transaction types
 -- that take a conversation (none, when the caller may not post at all).
--- The recipients are counted while the company's lock is held, so one
--- removed from the company a moment before cannot be stored as a
--- recipient, as they could when the facts were read ahead.
+-- The facts are read while the company's lock is held, and removing a
+-- member takes that lock too (server/store/companies.py): a post is
+-- stored either before a removal commits or after it, judged by what it
+-- left. Read ahead, as before, an author or recipient removed while the
+-- post waited could still be stored.
 --
 -- message_rows is the shape in which messages leave the database: every
 -- column of the message, the author's name, and the recipients as
@@ -61,7 +63,7 @@ DROP FUNCTION append_message(uuid, uuid, uuid, text, text, uuid[], text, timesta
 --
 -- Always one row. created: whether this call stored the message. role,
 -- type, members: the facts, for a checked post (members is NULL when the
--- checks stopped before counting). The message's columns: the stored
+-- checks stopped before the lock). The message's columns: the stored
 -- message; or the one the author's idempotency key already names; or
 -- NULL when neither.
 CREATE FUNCTION append_message(
@@ -129,6 +131,12 @@ BEGIN
     PERFORM 1 FROM companies c WHERE c.id = p_company FOR UPDATE;
 
     IF p_conversation_types IS NOT NULL THEN
+        -- Read again under the lock: what was read above may have changed
+        -- while the post waited for it.
+        SELECT m.role INTO v_role FROM memberships m
+        WHERE m.company_id = p_company AND m.user_id = p_author;
+        SELECT t.type INTO v_type FROM transactions t
+        WHERE t.id = p_transaction AND t.company_id = p_company;
         SELECT count(*) INTO v_members FROM memberships m
         WHERE m.company_id = p_company AND m.user_id = ANY(p_recipients);
     END IF;
@@ -146,8 +154,10 @@ BEGIN
         END IF;
     END IF;
 
-    IF v_members IS DISTINCT FROM cardinality(p_recipients)
-            AND p_conversation_types IS NOT NULL THEN
+    IF p_conversation_types IS NOT NULL AND (
+            v_role IS NULL OR v_type IS NULL
+            OR NOT (v_type = ANY(p_conversation_types))
+            OR v_members IS DISTINCT FROM cardinality(p_recipients)) THEN
         RETURN QUERY SELECT false, v_role, v_type, v_members, r.*
         FROM (SELECT) AS one LEFT JOIN message_rows r ON false;
         RETURN;
