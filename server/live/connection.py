@@ -384,13 +384,13 @@ class Connection:
                 return
             if self._closing is not None:
                 continue  # closing: nothing more is acted on
+            text = event.get("text")
             if not self._bucket.take(clock.monotonic()):
                 self._strikes += 1
                 if self._strikes >= self.limits.rate_strikes:
                     self.close(CloseCode.RATE_LIMITED, "too many frames", flush=True)
                     continue
                 # The dropped frame's id, so the client knows which it was.
-                text = event.get("text")
                 self.send(
                     error_frame(
                         RateLimited(
@@ -402,7 +402,6 @@ class Connection:
                 )
                 continue
             self._strikes = 0
-            text = event.get("text")
             if text is None:
                 self.send(
                     error_frame(

@@ -217,8 +217,8 @@ async def append_checked(
     Each post comes with the transaction types that take a conversation
     (empty when its author may not post at all). A post is stored only
     when its author is a member of the company, the transaction is the
-    company's and of one of those types, and every recipient is a member;
-    the recipients are counted under the company's lock. A person's draft
+    company's and of one of those types, and every recipient is a member,
+    as read under the company's lock. A person's draft
     leaves ``author_role`` None and takes their role in the company.
 
     The facts come back with each outcome, for the caller to judge and to
@@ -230,7 +230,7 @@ async def append_checked(
         return []
     rows = await conn.fetchmany(
         _APPEND,
-        [_arguments(d, mail_delay_secs, list(types)) for d, types in posts],
+        [_arguments(d, mail_delay_secs, types) for d, types in posts],
     )
     return [
         Checked(
